@@ -1,0 +1,228 @@
+"""A stand-in model server on 127.0.0.1 speaking the OpenAI and Gemini wire protocols.
+
+It serves ``POST /v1/chat/completions`` (OpenAI), and for Gemini the Files API resumable
+upload (``POST /upload/v1beta/files`` then the session URL), ``GET /v1beta/files/<id>`` and
+``POST /v1beta/models/<model>:generateContent``. Answers are generated from the JSON schema
+each request carries, so any answer model of the workflow gets a valid, deterministic
+answer; ``labels`` maps a video's SHA-256 to the classification to give it. Every request
+is recorded for assertions (calls, uploads, media bytes received).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+from datetime import datetime, timedelta, timezone
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def fake_from_schema(schema: dict, name: str = "", salt: str = "") -> object:
+    """A deterministic instance of a JSON schema (the subset the workflow sends)."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    if "anyOf" in schema:
+        return fake_from_schema(schema["anyOf"][0], name, salt)
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        kind = next(k for k in kind if k != "null")
+    if kind == "object":
+        return {k: fake_from_schema(v, k, salt) for k, v in schema.get("properties", {}).items()}
+    if kind == "array":
+        n = max(schema.get("minItems", 1), min(2, schema.get("maxItems", 2)))
+        return [fake_from_schema(schema.get("items", {}), f"{name}{i}", salt + str(i)) for i in range(n)]
+    if kind == "boolean":
+        return True
+    if kind in ("number", "integer"):
+        return {"start_sec": 0.5, "end_sec": 1.5, "anomaly_time_sec": 1.0}.get(name.rstrip("0123456789"), 1)
+    return f"{name} {salt} stand-in text".strip()
+
+
+class StandIn:
+    """The server; use as a context manager. ``url`` is ``http://127.0.0.1:<port>``."""
+
+    def __init__(self, api_key: str = "test-key-123", labels: dict | None = None):
+        self.api_key = api_key
+        self.labels = labels or {}
+        self.lock = threading.Lock()
+        self.requests: list[dict] = []
+        self.uploads: dict[str, dict] = {}
+        self.sessions: dict[str, dict] = {}
+        self.faults: list = []  # callables(kind, body) -> (status, headers, body) | None
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                return None
+
+            def _send(self, status, body=b"", headers=None):
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()
+                self.send_response(status)
+                for k, v in (headers or {}).items():
+                    self.send_header(k, v)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def do_GET(self):
+                m = re.match(r"^/v1[a-z0-9]*/(files/[^?]+)", self.path)
+                if m and m.group(1) in outer.uploads:
+                    return self._send(200, outer.uploads[m.group(1)])
+                return self._send(404, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}})
+
+            def do_POST(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                raw = self.rfile.read(length) if length else b""
+                try:
+                    outer._dispatch(self, raw)
+                except BrokenPipeError:
+                    pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.server.shutdown()
+        self.server.server_close()
+
+    # ---------------------------------------------------------------- bookkeeping
+    def calls(self, kind: str | None = None) -> list[dict]:
+        with self.lock:
+            return [r for r in self.requests if kind is None or r["kind"] == kind]
+
+    def reset(self):
+        with self.lock:
+            self.requests.clear()
+
+    def _record(self, **rec):
+        with self.lock:
+            self.requests.append(rec)
+
+    # ---------------------------------------------------------------- dispatch
+    def _dispatch(self, h, raw: bytes):
+        path = h.path.split("?")[0]
+        if re.match(r"^/upload/v1[a-z0-9]*/files", path):
+            return self._upload_start(h, raw)
+        if path.startswith("/upload-session/"):
+            return self._upload_data(h, raw, path.rsplit("/", 1)[1])
+        m = re.match(r"^/v1[a-z0-9]*/models/([^:]+):generateContent$", path)
+        if m:
+            return self._gemini(h, raw, m.group(1))
+        if path.endswith("/chat/completions"):
+            return self._openai(h, raw)
+        h._send(404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}})
+
+    def _fault(self, h, kind: str, body: dict) -> bool:
+        for fault in self.faults:
+            out = fault(kind, body)
+            if out is not None:
+                status, headers, payload = out
+                if status == "hang":
+                    import time
+                    time.sleep(payload)
+                    return True
+                h._send(status, payload, headers)
+                return True
+        return False
+
+    def _upload_start(self, h, raw):
+        if h.headers.get("x-goog-api-key") != self.api_key:
+            return h._send(401, {"error": {"code": 401, "message": "API key not valid", "status": "UNAUTHENTICATED"}})
+        meta = json.loads(raw or b"{}").get("file", {})
+        with self.lock:
+            sid = f"s{len(self.sessions)}"
+            self.sessions[sid] = {"data": bytearray(), "meta": meta,
+                                  "mime": h.headers.get("X-Goog-Upload-Header-Content-Type", "video/mp4")}
+        h._send(200, {}, {"X-Goog-Upload-URL": f"{self.url}/upload-session/{sid}", "X-Goog-Upload-Status": "active"})
+
+    def _upload_data(self, h, raw, sid):
+        sess = self.sessions[sid]
+        sess["data"].extend(raw)
+        if "finalize" not in (h.headers.get("X-Goog-Upload-Command") or ""):
+            return h._send(200, {}, {"X-Goog-Upload-Status": "active"})
+        data = bytes(sess["data"])
+        fid = f"files/f{sid[1:]}"
+        rec = {"name": fid, "uri": f"{self.url}/v1beta/{fid}", "mimeType": sess["mime"], "state": "ACTIVE",
+               "sizeBytes": str(len(data)), "displayName": sess["meta"].get("displayName", ""),
+               "sha256Hash": hashlib.sha256(data).hexdigest(),
+               "expirationTime": (datetime.now(timezone.utc) + timedelta(hours=48)).isoformat().replace("+00:00", "Z")}
+        with self.lock:
+            self.uploads[fid] = rec
+        self._record(kind="upload", bytes=len(data), sha256=rec["sha256Hash"])
+        h._send(200, {"file": rec}, {"X-Goog-Upload-Status": "final"})
+
+    def _label(self, sha: str | None) -> str:
+        return self.labels.get(sha, "normal")
+
+    def _answer(self, schema: dict | None, prompt: str, media_sha: str | None) -> str:
+        if schema is None:
+            return "Yes"
+        value = fake_from_schema(schema, salt=hashlib.sha1(prompt.encode()).hexdigest()[:6])
+        if isinstance(value, dict) and "label" in value:
+            value["label"] = self._label(media_sha)
+        return json.dumps(value)
+
+    def _gemini(self, h, raw, model):
+        if h.headers.get("x-goog-api-key") != self.api_key:
+            return h._send(401, {"error": {"code": 401, "message": "API key not valid", "status": "UNAUTHENTICATED"}})
+        body = json.loads(raw)
+        parts = body["contents"][0]["parts"]
+        prompt = "".join(p.get("text", "") for p in parts)
+        media = [p for p in parts if "fileData" in p or "file_data" in p]
+        sha, meta = None, None
+        for p in media:
+            fd = p.get("fileData") or p.get("file_data")
+            uri = fd.get("fileUri") or fd.get("file_uri")
+            name = "files/" + uri.rsplit("/", 1)[1]
+            if name not in self.uploads:
+                return h._send(403, {"error": {"code": 403, "status": "PERMISSION_DENIED",
+                                               "message": f"You do not have permission to access the File {name} or it may not exist."}})
+            sha = self.uploads[name]["sha256Hash"]
+            meta = p.get("videoMetadata") or p.get("video_metadata")
+        cfg = body.get("generationConfig") or body.get("generation_config") or {}
+        schema = cfg.get("responseJsonSchema") or cfg.get("response_json_schema")
+        self._record(kind="gemini", model=model, prompt=prompt, media_sha=sha, video_metadata=meta,
+                     media_resolution=cfg.get("mediaResolution"), turns=len(body["contents"]), bytes=len(raw))
+        if self._fault(h, "gemini", body):
+            return
+        text = self._answer(schema, prompt, sha)
+        h._send(200, {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
+                      "usageMetadata": {"promptTokenCount": len(prompt) // 4 + 1, "candidatesTokenCount": len(text) // 4 + 1}})
+
+    def _openai(self, h, raw):
+        auth = h.headers.get("Authorization", "")
+        if auth != f"Bearer {self.api_key}":
+            return h._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+        body = json.loads(raw)
+        content = body["messages"][0]["content"]
+        prompt, sha, kinds = "", None, []
+        for c in content if isinstance(content, list) else [{"type": "text", "text": content}]:
+            if c["type"] == "text":
+                prompt += c["text"]
+            elif c["type"] in ("video_url", "image_url"):
+                kinds.append(c["type"])
+                url = c[c["type"]]["url"]
+                data = base64.b64decode(url.split(",", 1)[1])
+                if c["type"] == "video_url":
+                    sha = hashlib.sha256(data).hexdigest()
+        rf = body.get("response_format") or {}
+        schema = rf.get("json_schema", {}).get("schema") if rf.get("type") == "json_schema" else None
+        self._record(kind="openai", model=body.get("model"), prompt=prompt, media_sha=sha, media=kinds,
+                     turns=len(body["messages"]), bytes=len(raw))
+        if self._fault(h, "openai", body):
+            return
+        text = self._answer(schema, prompt, sha)
+        h._send(200, {"id": "chatcmpl-standin", "object": "chat.completion", "created": 0, "model": body.get("model"),
+                      "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+                      "usage": {"prompt_tokens": len(prompt) // 4 + 1, "completion_tokens": len(text) // 4 + 1,
+                                "total_tokens": len(prompt) // 4 + len(text) // 4 + 2}})

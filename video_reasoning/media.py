@@ -1,0 +1,308 @@
+"""Everything that touches video files: probe, chunk plan, highlight window, cuts, frames.
+
+A video is probed once (step 0); the :class:`Probe` is stored in its step-0 file and every
+later step reuses it, so no step runs ffprobe on the same file again. Cuts and frame
+samples are single ffmpeg processes: all chunks of a video in one decode pass (or stream
+copy where keyframes sit on the boundaries), all sampled frames in one process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import stat
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+import ffmpeg
+from pydantic import BaseModel
+
+#: Image codecs that mean "a still picture", even inside a video-like container.
+_STILL_CODECS = {"png", "mjpeg", "bmp", "gif", "webp", "tiff", "jpegls"}
+_MIME = {".mp4": "video/mp4", ".mov": "video/quicktime", ".mkv": "video/x-matroska",
+         ".avi": "video/x-msvideo", ".webm": "video/webm"}
+
+
+class MediaError(ValueError):
+    """A file that cannot be used as a video; the message says why and what to do."""
+
+
+class Probe(BaseModel):
+    """What step 0 learns about a video file, reused by every later step.
+
+    Units: seconds, bytes, pixels. ``keyframes`` are presentation times (s) of the video
+    stream's keyframes, from the packet index (no decoding).
+    """
+
+    path: str
+    size_bytes: int
+    sha256: str
+    duration: float
+    width: int
+    height: int
+    fps: float
+    codec: str
+    has_audio: bool
+    mime_type: str
+    keyframes: list[float]
+
+    @property
+    def frame_interval(self) -> float:
+        """Seconds per frame (1/fps; 1/25 when the stream does not say)."""
+        return 1.0 / self.fps if self.fps > 0 else 0.04
+
+
+def check_file(path: str) -> None:
+    """Reject what is not a regular, readable, non-empty file, before ffprobe sees it.
+
+    Raises:
+        MediaError: broken symlink, missing path, directory, unreadable, or zero bytes.
+    """
+    if not path:
+        raise MediaError("no path given")
+    if os.path.islink(path) and not os.path.exists(path):
+        raise MediaError(f"broken symlink (points to {os.readlink(path)!r}, which does not exist)")
+    if not os.path.exists(path):
+        raise MediaError("file does not exist; fix the path or remove the entry")
+    st = os.stat(path)
+    if stat.S_ISDIR(st.st_mode):
+        raise MediaError("is a directory, not a video file")
+    if not stat.S_ISREG(st.st_mode):
+        raise MediaError("is not a regular file")
+    if st.st_size == 0:
+        raise MediaError("empty file (0 bytes)")
+    try:
+        with open(path, "rb") as fh:
+            fh.read(1)
+    except PermissionError:
+        raise MediaError("permission denied: make the file readable by this user") from None
+
+
+def sha256_file(path: str, block: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while chunk := fh.read(block):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _rate(text: str | None) -> float:
+    try:
+        num, _, den = (text or "0/1").partition("/")
+        return float(num) / float(den or 1) if float(den or 1) else 0.0
+    except ValueError:
+        return 0.0
+
+
+def probe(path: str) -> Probe:
+    """Probe ``path`` once with ffprobe (format, streams and the packet index).
+
+    Raises:
+        MediaError: the file is not a usable video (unreadable, no video stream, a still
+            image, no duration, or truncated), with the reason.
+    """
+    check_file(path)
+    try:
+        info = ffmpeg.probe(path, show_entries="packet=stream_index,pts_time,dts_time,duration_time,flags")
+    except ffmpeg.Error as exc:
+        detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
+        raise MediaError(f"not a readable video ({detail[-1] if detail else 'ffprobe failed'})") from None
+    streams = info.get("streams", [])
+    video = next((s for s in streams if s.get("codec_type") == "video"
+                  and not s.get("disposition", {}).get("attached_pic")), None)
+    if video is None:
+        kinds = sorted({s.get("codec_type", "?") for s in streams}) or ["none"]
+        raise MediaError(f"no video stream (streams: {', '.join(kinds)}); an audio-only file cannot be annotated")
+    codec = video.get("codec_name", "")
+    fmt = info.get("format", {})
+    if codec in _STILL_CODECS and (fmt.get("format_name", "").endswith("_pipe") or fmt.get("format_name") == "image2"
+                                   or int(video.get("nb_frames") or 0) <= 1):
+        raise MediaError(f"a still image ({codec}), not a video")
+    index = int(video.get("index", 0))
+    packets = [p for p in info.get("packets", []) if int(p.get("stream_index", -1)) == index]
+    times = [float(p.get("pts_time") or p.get("dts_time")) for p in packets
+             if (p.get("pts_time") or p.get("dts_time")) not in (None, "N/A")]
+    if len(packets) <= 1:
+        raise MediaError("a still image or a single frame, not a video")
+    duration = _float(fmt.get("duration")) or _float(video.get("duration"))
+    span = (max(times) - min(times)) if times else 0.0
+    if not duration:
+        if span <= 0:
+            raise MediaError("the container reports no duration and the stream has no timestamps")
+        duration = span + _float(packets[-1].get("duration_time"))
+    fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
+    if times and span + 2.0 / max(fps, 1.0) < 0.9 * duration - 1.0:
+        raise MediaError(f"truncated or corrupt: video data ends at {span:.1f} s of the {duration:.1f} s the container declares")
+    first = min(times) if times else 0.0
+    keyframes = sorted(round(float(p["pts_time"]) - first, 6) for p in packets
+                       if "K" in (p.get("flags") or "") and p.get("pts_time") not in (None, "N/A"))
+    return Probe(
+        path=os.path.abspath(path),
+        size_bytes=os.path.getsize(path),
+        sha256=sha256_file(path),
+        duration=round(duration, 6),
+        width=int(video.get("width") or 0),
+        height=int(video.get("height") or 0),
+        fps=round(fps, 6),
+        codec=codec,
+        has_audio=any(s.get("codec_type") == "audio" for s in streams),
+        mime_type=_MIME.get(Path(path).suffix.lower(), "video/mp4"),
+        keyframes=keyframes,
+    )
+
+
+def _float(v) -> float:
+    try:
+        f = float(v)
+        return f if math.isfinite(f) and f > 0 else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
+# ---------------------------------------------------------------- chunk and highlight plans
+
+
+def select_chunk_duration(duration: float, options: tuple[float, ...] | list[float], max_chunks: int) -> float:
+    """The smallest of ``options`` (s) giving at most ``max_chunks`` chunks of ``duration`` s.
+
+    When no option is long enough, ``duration / max_chunks`` (so ``max_chunks`` is a hard
+    cap). Rule from the TAO page: step 1b chooses among ``chunk_duration_options``.
+    """
+    for d in sorted(options):
+        if math.ceil(duration / d - 1e-9) <= max_chunks:
+            return float(d)
+    return duration / max_chunks
+
+
+def plan_chunks(duration: float, chunk_duration: float) -> list[tuple[float, float]]:
+    """Contiguous ``(start, end)`` windows (s) covering ``[0, duration]``.
+
+    A tail shorter than one second is merged into the previous chunk rather than sent
+    to the model as a sliver.
+    """
+    bounds = []
+    start = 0.0
+    while start < duration - 1e-6:
+        end = min(start + chunk_duration, duration)
+        bounds.append((round(start, 3), round(end, 3)))
+        start = end
+    if len(bounds) > 1 and bounds[-1][1] - bounds[-1][0] < 1.0:
+        tail = bounds.pop()
+        bounds[-1] = (bounds[-1][0], tail[1])
+    return bounds
+
+
+def highlight_window(anomaly_time: float, duration: float, before: float, after: float,
+                     min_length: float = 2.0) -> tuple[float, float]:
+    """The highlight clip ``(start, end)`` (s) around ``anomaly_time``.
+
+    ``[t - before, t + after]`` clamped to the video, then widened (within the video) to at
+    least ``min_length`` seconds; a video shorter than that yields the whole video.
+    """
+    t = min(max(anomaly_time, 0.0), duration)
+    start, end = max(0.0, t - before), min(duration, t + after)
+    if end - start < min_length:
+        missing = min_length - (end - start)
+        start = max(0.0, start - missing / 2)
+        end = min(duration, start + min_length)
+        start = max(0.0, end - min_length)
+    return round(start, 3), round(end, 3)
+
+
+def sample_fps(length: float, fps: float, max_frames: int) -> float:
+    """Frame rate (frames/s) for sampling ``length`` s at ``fps`` with at most ``max_frames``."""
+    return min(fps, max_frames / max(length, 1e-6))
+
+
+# ---------------------------------------------------------------- cutting and sampling
+
+
+@dataclass(frozen=True)
+class Clip:
+    """A cut file and the window of the source it holds (s)."""
+
+    path: str
+    start: float
+    end: float
+
+
+def keyframes_allow_copy(p: Probe, starts: list[float]) -> bool:
+    """True when every start lies within one frame of a keyframe (so stream copy is exact)."""
+    tol = p.frame_interval
+    return all(any(abs(k - s) <= tol for k in p.keyframes) for s in starts)
+
+
+def _run(stream) -> None:
+    try:
+        stream.global_args("-nostdin", "-loglevel", "error").run(capture_stdout=True, capture_stderr=True)
+    except ffmpeg.Error as exc:
+        detail = (exc.stderr or b"").decode("utf-8", "replace").strip()[-500:]
+        raise MediaError(f"ffmpeg failed: {detail}") from None
+
+
+def cut_clips(p: Probe, windows: list[tuple[float, float]], out_dir: str) -> list[Clip]:
+    """Cut ``windows`` (s) of the probed video into ``out_dir`` as MP4 files (video only).
+
+    Contiguous windows from 0 (the chunk plan) are cut in one ffmpeg process: stream copy
+    when every boundary sits within one frame of a keyframe, else one decode pass through
+    x264 ``ultrafast`` with keyframes forced at the boundaries. Any other set of windows
+    (e.g. one highlight) is cut per window with input-side seeking, which decodes only
+    from the keyframe before each start. Boundaries are exact to one frame.
+
+    Raises:
+        MediaError: when ffmpeg fails.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    starts = [w[0] for w in windows]
+    copy = keyframes_allow_copy(p, starts)
+    contiguous = (len(windows) > 1 and windows[0][0] == 0.0
+                  and all(abs(windows[i][1] - windows[i + 1][0]) < 1e-6 for i in range(len(windows) - 1)))
+    if contiguous:
+        pattern = os.path.join(out_dir, "chunk_%04d.mp4")
+        times = ",".join(f"{s:.3f}" for s in starts[1:])
+        opts = {"f": "segment", "segment_times": times, "reset_timestamps": 1, "an": None}
+        if copy:
+            opts["c:v"] = "copy"
+        else:
+            opts.update({"c:v": "libx264", "preset": "ultrafast", "force_key_frames": times, "pix_fmt": "yuv420p"})
+        src = ffmpeg.input(p.path, t=windows[-1][1])
+        _run(ffmpeg.output(src.video, pattern, **opts).overwrite_output())
+        return [Clip(pattern % i, s, e) for i, (s, e) in enumerate(windows)]
+    clips = []
+    for i, (s, e) in enumerate(windows):
+        out = os.path.join(out_dir, f"clip_{i:04d}.mp4")
+        src = ffmpeg.input(p.path, ss=f"{s:.3f}", t=f"{e - s:.3f}")
+        opts = {"c:v": "copy"} if copy else {"c:v": "libx264", "preset": "ultrafast", "pix_fmt": "yuv420p"}
+        _run(ffmpeg.output(src.video, out, an=None, **opts).overwrite_output())
+        clips.append(Clip(out, s, e))
+    return clips
+
+
+def sample_frames(p: Probe, start: float, end: float, fps: float, max_frames: int,
+                  out_dir: str, max_width: int = 1280) -> list[tuple[float, str]]:
+    """Sample frames of ``[start, end]`` (s) at ``fps`` (at most ``max_frames``) in one ffmpeg run.
+
+    Returns ``(time_s, jpeg_path)`` pairs; time is in the source video's clock. Frames are
+    scaled down to ``max_width`` pixels wide when larger (aspect kept).
+
+    Raises:
+        MediaError: when ffmpeg fails or yields no frame.
+    """
+    os.makedirs(out_dir, exist_ok=True)
+    rate = sample_fps(end - start, fps, max_frames)
+    pattern = os.path.join(out_dir, "frame_%05d.jpg")
+    src = ffmpeg.input(p.path, ss=f"{start:.3f}", t=f"{end - start:.3f}")
+    stream = src.video.filter("fps", fps=f"{rate:.6f}").filter("scale", f"min({max_width},iw)", -2)
+    _run(ffmpeg.output(stream, pattern, vframes=max_frames, **{"q:v": 4}).overwrite_output())
+    files = sorted(f for f in os.listdir(out_dir) if f.startswith("frame_"))
+    if not files:
+        raise MediaError(f"no frame could be sampled between {start:.1f} s and {end:.1f} s")
+    return [(round(start + i / rate, 3), os.path.join(out_dir, f)) for i, f in enumerate(files)]
+
+
+def ffmpeg_version() -> str:
+    """The first line of ``ffmpeg -version`` (raises FileNotFoundError when not installed)."""
+    return subprocess.run(["ffmpeg", "-version"], capture_output=True, text=True, check=True).stdout.splitlines()[0]

@@ -1,0 +1,49 @@
+"""Crash-safe file I/O: every file is complete or absent.
+
+Writes go to a temporary file in the target's folder, are flushed and fsynced, then
+renamed over the target (``os.replace`` is atomic on POSIX), so a reader or a killed run
+never sees half a file, and nothing is ever appended in place.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+
+
+def atomic_write_text(path: str, text: str) -> None:
+    """Write ``text`` (UTF-8) to ``path`` atomically, creating parent folders."""
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path)[-40:])
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.remove(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def atomic_write_json(path: str, data) -> None:
+    """Write ``data`` as indented, key-sorted JSON to ``path`` atomically.
+
+    Sorted keys and fixed indentation make equal data byte-identical, which lets
+    Snakemake's input checksums skip downstream jobs whose inputs did not really change.
+    """
+    atomic_write_text(path, json.dumps(data, indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str):
+    """The JSON in ``path``, or None when the file does not exist."""
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except FileNotFoundError:
+        return None
