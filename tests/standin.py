@@ -189,6 +189,8 @@ class StandIn:
                                                "message": f"You do not have permission to access the File {name} or it may not exist."}})
             sha = self.uploads[name]["sha256Hash"]
             meta = p.get("videoMetadata") or p.get("video_metadata")
+            if meta:  # the SDK may send snake_case; record camelCase as the REST API documents
+                meta = {re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): v for k, v in meta.items()}
         cfg = body.get("generationConfig") or body.get("generation_config") or {}
         schema = cfg.get("responseJsonSchema") or cfg.get("response_json_schema")
         self._record(kind="gemini", model=model, prompt=prompt, media_sha=sha, video_metadata=meta,

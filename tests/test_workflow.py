@@ -1,0 +1,153 @@
+"""End-to-end runs of the workflow (Snakemake + real SDKs + stand-in server + real videos)."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import API_KEY, clip, copy, run_workflow, sha256, write_spec
+from video_reasoning.export import TASKS, validate_with_daft
+
+ALL_TASKS = sorted(t for ts in TASKS.values() for t in ts)
+
+
+def load(path) -> dict:
+    return json.loads(Path(path).read_text(encoding="utf-8"))
+
+
+def assert_dataset_valid(results: Path) -> dict[str, int]:
+    counts = {}
+    for task in ALL_TASKS:
+        path = results / "step_4_output" / f"{task}.json"
+        assert validate_with_daft(str(path)) == [], task
+        data = load(path)
+        assert data["metadata"]["task"] == task
+        for item in data["items"]:
+            assert (Path(data["media_root"]) / item["video_id"]).is_file()
+            assert item["question"] and item["answer"] and item["reasoning"]
+        counts[task] = len(data["items"])
+    return counts
+
+
+def assert_no_secret(folder: Path, secret: str = API_KEY):
+    """No file a run leaves (results, logs, .snakemake/) holds the key; the user's spec may."""
+    leaks = [str(p) for p in folder.rglob("*")
+             if p.is_file() and p.name != "spec.yaml" and secret.encode() in p.read_bytes()]
+    assert leaks == []
+
+
+def test_gemini_auto_mode_full_run(tmp_path, standin, long_video):
+    videos = tmp_path / "videos"
+    copy(clip("bikes.mp4"), videos / "a" / "clip.mp4")                 # classified anomaly
+    copy(clip("bigbuckbunny.mp4"), videos / "b" / "clip.mp4")          # same name, other folder
+    copy(clip("carphone_pristine.mp4"), videos / "b" / "big buck ü $x.mp4")
+    copy(long_video, videos / "long.mp4")                              # 70 s: sampled, chunked by 10 s
+    (videos / "notes.mp4").write_text("this is not a video")           # rejected at no cost
+    standin.labels = {sha256(clip("bikes.mp4")): "anomaly"}
+    write_spec(tmp_path, {"vlm": {"backend": "gemini", "gemini": {"api_key": API_KEY}},
+                          "llm": {"backend": "gemini"},
+                          "data": {"video_root": "videos"}, "license": "CC-BY-4.0", "description_extra": "Test set."})
+    env = {"GOOGLE_GEMINI_BASE_URL": standin.url, "GOOGLE_API_KEY": API_KEY}
+    run_workflow(tmp_path, env)
+    results = tmp_path / "results"
+
+    counts = assert_dataset_valid(results)
+    assert all(counts[t] > 0 for t in ALL_TASKS)
+    mcq = load(results / "step_4_output" / "mcq.json")
+    assert mcq["metadata"]["license"] == "CC-BY-4.0" and mcq["metadata"]["description"].endswith("Test set.")
+    assert {i["answer"] for i in mcq["items"]} <= set("ABCD")
+    tl = load(results / "step_4_output" / "temporal_localization.json")
+    assert all(set(json.loads(i["answer"])) == {"start", "end"} for i in tl["items"])
+
+    summary = load(results / "summary.json")
+    by_rel = {v["path"].split("/videos/")[1]: v for v in summary["videos"]}
+    assert by_rel["notes.mp4"]["status"] == "rejected" and "not a readable video" in by_rel["notes.mp4"]["reason"]
+    assert by_rel["notes.mp4"]["calls"].get("0", 0) == 0
+    assert {k for k, v in by_rel.items() if v["status"] == "annotated"} == {
+        "a/clip.mp4", "b/clip.mp4", "b/big buck ü $x.mp4", "long.mp4"}
+    assert len(summary["videos"]) == 5
+
+    # one Files API upload per accepted video, reused by every call on it
+    uploads = standin.calls("upload")
+    assert sorted(u["sha256"] for u in uploads) == sorted(
+        sha256(p) for p in (clip("bikes.mp4"), clip("bigbuckbunny.mp4"), clip("carphone_pristine.mp4"), long_video))
+    gem = standin.calls("gemini")
+    assert all(c["media_resolution"] == "MEDIA_RESOLUTION_LOW" for c in gem if c["media_sha"])
+    long_calls = [c for c in gem if c["media_sha"] == sha256(long_video)]
+    whole = [c for c in long_calls if not (c["video_metadata"] or {}).get("startOffset")]
+    assert whole and all((c["video_metadata"] or {}).get("fps") == pytest.approx(0.5) for c in whole), [(c["video_metadata"], c["prompt"][:60]) for c in whole]
+    assert len([c for c in long_calls if "10-second part" in c["prompt"]]) == 7
+
+    # anomaly video: highlight captioned; normal videos: not applicable
+    for vid_rec in summary["videos"]:
+        if vid_rec["status"] != "annotated":
+            continue
+        s1c = load(results / "step_1c" / f"{vid_rec['video_id']}.json")
+        s0 = load(results / "step_0" / f"{vid_rec['video_id']}.json")
+        if s0["probe"]["sha256"] == sha256(clip("bikes.mp4")):
+            assert s0["mode"] == "anomaly" and s1c["status"] == "done" and s1c["end"] - s1c["start"] >= 2
+        else:
+            assert s0["mode"] == "normal" and s1c["status"] == "not_applicable"
+
+    # a rerun with nothing changed makes no call
+    standin.reset()
+    run_workflow(tmp_path, env)
+    assert standin.calls() == []
+
+    # editing the two mcq prompts costs one call per annotated video and rewrites mcq tasks only
+    before = {t: (results / "step_4_output" / f"{t}.json").read_bytes() for t in ALL_TASKS}
+    spec = (tmp_path / "spec.yaml").read_text(encoding="utf-8")
+    spec = spec.replace("video_reasoning_annotation:\n", "video_reasoning_annotation:\n  prompts:\n"
+                        "    anomaly_mcq: 'Ask about the anomaly in this {video_length} s video: {step_2_output}'\n"
+                        "    normal_mcq: 'Ask about the activity in this {video_length} s video: {step_2_output}'\n", 1)
+    (tmp_path / "spec.yaml").write_text(spec, encoding="utf-8")
+    run_workflow(tmp_path, env)
+    assert len(standin.calls("gemini")) == 4 and standin.calls("upload") == []
+    after = {t: (results / "step_4_output" / f"{t}.json").read_bytes() for t in ALL_TASKS}
+    assert [t for t in ALL_TASKS if before[t] != after[t]] == ["mcq", "mcq_openended"]
+
+    assert_no_secret(tmp_path)
+
+
+def test_openai_backend_full_run(tmp_path, standin, long_video):
+    videos = tmp_path / "videos"
+    copy(clip("bikes.mp4"), videos / "bikes.mp4")
+    copy(long_video, videos / "long.mp4")
+    standin.labels = {sha256(clip("bikes.mp4")): "anomaly"}
+    block = {"backend": "openai", "openai": {"base_url": standin.url + "/v1", "model_name": "stand-in-vl"}}
+    write_spec(tmp_path, {"vlm": block, "llm": block, "data": {"video_root": "videos"}})
+    run_workflow(tmp_path, {"OPENAI_API_KEY": API_KEY})
+    results = tmp_path / "results"
+    counts = assert_dataset_valid(results)
+    assert all(counts[t] > 0 for t in ALL_TASKS)
+    calls = standin.calls("openai")
+    long_whole = [c for c in calls if c["media"] and set(c["media"]) == {"image_url"}]
+    assert long_whole and all(len(c["media"]) == 35 for c in long_whole)  # 70 s at 0.5 fps
+    chunk_calls = [c for c in calls if "10-second part" in c["prompt"]]
+    assert len(chunk_calls) == 7 and all(c["media"] == ["video_url"] for c in chunk_calls)
+    assert_no_secret(tmp_path)
+
+
+@pytest.mark.parametrize("vra, needle", [
+    ({"data": {"video_root": "videos"}, "colour": 1}, "colour"),
+    ({"data": {"video_root": "videos"}, "workflow": {"max_chunks": "ten"}}, "max_chunks"),
+    ({"data": {"video_root": "videos"}, "workflow": {"qa_types": ["mcq", "essay"]}}, "essay"),
+    ({"data": {"video_root": "videos"}, "workflow": {"chunk_duration_options": []}}, "chunk_duration_options"),
+    ({"data": {"video_root": "videos"}, "workflow": {"long_video_max_frames": 0}}, "long_video_max_frames"),
+    ({"data": {"video_root": "", "input_jsonl_files": []}}, "video_root"),
+    ({"data": {"video_root": "videos"}, "vlm": {"backend": "claude"}}, "claude"),
+    ({"data": {"video_root": "videos"}}, "GOOGLE_API_KEY"),
+    ({"data": {"video_root": "videos"}, "prompts": {"anomaly_mcqq": "x"}}, "anomaly_mcqq"),
+    ({"data": {"video_root": "videos"}, "prompts_module": "no_such_prompts_mod"}, "no_such_prompts_mod"),
+])
+def test_config_mistakes_stop_before_any_job(tmp_path, vra, needle):
+    copy(clip("bikes.mp4"), tmp_path / "videos" / "bikes.mp4")
+    write_spec(tmp_path, {"vlm": {"backend": "gemini"}, "llm": {"backend": "gemini"}, **vra}
+               if "vlm" not in vra else {"llm": {"backend": "gemini"}, **vra})
+    proc = run_workflow(tmp_path, {} if needle == "GOOGLE_API_KEY" else {"GOOGLE_API_KEY": "k"}, check=False)
+    assert proc.returncode != 0
+    assert needle in proc.stdout + proc.stderr
+    assert not (tmp_path / "results").exists()
