@@ -18,5 +18,7 @@ rule step0_filter:
         vlm_calls=1 if "0" in STEPS else 0,
     log:
         f"{R}/logs/step_0/{{vid}}.log",
+    conda:
+        "../envs/video_reasoning.yaml"
     script:
         "../scripts/step0.py"

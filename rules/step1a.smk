@@ -17,5 +17,7 @@ rule step1a_caption:
         vlm_calls=1,
     log:
         f"{R}/logs/step_1a/{{vid}}.log",
+    conda:
+        "../envs/video_reasoning.yaml"
     script:
         "../scripts/step1a.py"

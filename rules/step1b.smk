@@ -18,5 +18,7 @@ rule step1b_chunks:
         vlm_calls=chunk_slots,
     log:
         f"{R}/logs/step_1b/{{vid}}.log",
+    conda:
+        "../envs/video_reasoning.yaml"
     script:
         "../scripts/step1b.py"

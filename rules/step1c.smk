@@ -20,5 +20,7 @@ rule step1c_highlight:
         llm_calls=1,
     log:
         f"{R}/logs/step_1c/{{vid}}.log",
+    conda:
+        "../envs/video_reasoning.yaml"
     script:
         "../scripts/step1c.py"

@@ -16,5 +16,7 @@ rule step2_description:
         llm_calls=1,
     log:
         f"{R}/logs/step_2/{{vid}}.log",
+    conda:
+        "../envs/video_reasoning.yaml"
     script:
         "../scripts/step2.py"

@@ -18,5 +18,7 @@ rule step3_qa:
         llm_calls=calls_cap(len(QA_TYPES)),
     log:
         f"{R}/logs/step_3/{{vid}}.log",
+    conda:
+        "../envs/video_reasoning.yaml"
     script:
         "../scripts/step3.py"

@@ -18,5 +18,7 @@ rule step4_output:
         description_extra=SETTINGS.description_extra or "",
     log:
         f"{R}/logs/step_4/{{task}}.log",
+    conda:
+        "../envs/video_reasoning.yaml"
     script:
         "../scripts/step4.py"

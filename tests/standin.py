@@ -40,6 +40,11 @@ def fake_from_schema(schema: dict, name: str = "", salt: str = "") -> object:
     return f"{name} {salt} stand-in text".strip()
 
 
+#: Faults injected in turn when ``fault_every`` is set: rate limit, server error, a stall
+#: past the client's timeout, malformed JSON, JSON that violates the schema.
+FAULT_CYCLE = ("429", "500", "timeout", "badjson", "schema")
+
+
 class StandIn:
     """The server; use as a context manager. ``url`` is ``http://127.0.0.1:<port>``."""
 
@@ -50,7 +55,10 @@ class StandIn:
         self.requests: list[dict] = []
         self.uploads: dict[str, dict] = {}
         self.sessions: dict[str, dict] = {}
-        self.faults: list = []  # callables(kind, body) -> (status, headers, body) | None
+        self.script: list[str] = []   # faults for the next model calls, consumed in order
+        self.fault_every = 0          # >0: every n-th model call gets the next of FAULT_CYCLE
+        self.hang_seconds = 3.0       # how long a "timeout" fault stalls before answering
+        self.model_calls = 0
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -122,18 +130,42 @@ class StandIn:
             return self._openai(h, raw)
         h._send(404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}})
 
-    def _fault(self, h, kind: str, body: dict) -> bool:
-        for fault in self.faults:
-            out = fault(kind, body)
-            if out is not None:
-                status, headers, payload = out
-                if status == "hang":
-                    import time
-                    time.sleep(payload)
-                    return True
-                h._send(status, payload, headers)
-                return True
-        return False
+    def _next_fault(self) -> str | None:
+        with self.lock:
+            self.model_calls += 1
+            if self.script:
+                return self.script.pop(0)
+            if self.fault_every and self.model_calls % self.fault_every == 0:
+                return FAULT_CYCLE[(self.model_calls // self.fault_every - 1) % len(FAULT_CYCLE)]
+        return None
+
+    def _reply_fault(self, h, fault: str, kind: str, good_text: str) -> bool:
+        """Answer with ``fault`` instead of ``good_text``; False when the fault is "none"."""
+        import time
+
+        if fault in (None, "none"):
+            return False
+        if fault == "timeout":
+            time.sleep(self.hang_seconds)
+        elif fault in ("429", "500", "502", "503", "504", "400", "401", "404"):
+            code = int(fault)
+            headers = {"Retry-After": "0"} if code in (429, 503) else {}
+            status = {429: "RESOURCE_EXHAUSTED", 400: "INVALID_ARGUMENT", 401: "UNAUTHENTICATED",
+                      404: "NOT_FOUND"}.get(code, "UNAVAILABLE")
+            h._send(code, {"error": {"code": code, "message": f"stand-in fault {code}", "status": status}}, headers)
+            return True
+        text = {"badjson": good_text[: len(good_text) // 2], "schema": json.dumps({"unexpected": 1}),
+                "empty": "", "truncated": good_text[:10], "blocked": ""}.get(fault, good_text)
+        finish = {"truncated": ("MAX_TOKENS", "length"), "blocked": ("SAFETY", "content_filter")}.get(
+            fault, ("STOP", "stop"))
+        if kind == "gemini":
+            h._send(200, {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+                                          "finishReason": finish[0]}]})
+        else:
+            h._send(200, {"id": "x", "object": "chat.completion", "created": 0, "model": "m",
+                          "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                       "finish_reason": finish[1]}]})
+        return True
 
     def _upload_start(self, h, raw):
         if h.headers.get("x-goog-api-key") != self.api_key:
@@ -195,9 +227,9 @@ class StandIn:
         schema = cfg.get("responseJsonSchema") or cfg.get("response_json_schema")
         self._record(kind="gemini", model=model, prompt=prompt, media_sha=sha, video_metadata=meta,
                      media_resolution=cfg.get("mediaResolution"), turns=len(body["contents"]), bytes=len(raw))
-        if self._fault(h, "gemini", body):
-            return
         text = self._answer(schema, prompt, sha)
+        if self._reply_fault(h, self._next_fault(), "gemini", text):
+            return
         h._send(200, {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
                       "usageMetadata": {"promptTokenCount": len(prompt) // 4 + 1, "candidatesTokenCount": len(text) // 4 + 1}})
 
@@ -221,9 +253,9 @@ class StandIn:
         schema = rf.get("json_schema", {}).get("schema") if rf.get("type") == "json_schema" else None
         self._record(kind="openai", model=body.get("model"), prompt=prompt, media_sha=sha, media=kinds,
                      turns=len(body["messages"]), bytes=len(raw))
-        if self._fault(h, "openai", body):
-            return
         text = self._answer(schema, prompt, sha)
+        if self._reply_fault(h, self._next_fault(), "openai", text):
+            return
         h._send(200, {"id": "chatcmpl-standin", "object": "chat.completion", "created": 0, "model": body.get("model"),
                       "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
                       "usage": {"prompt_tokens": len(prompt) // 4 + 1, "completion_tokens": len(text) // 4 + 1,

@@ -262,13 +262,16 @@ def cut_clips(p: Probe, windows: list[tuple[float, float]], out_dir: str) -> lis
                   and all(abs(windows[i][1] - windows[i + 1][0]) < 1e-6 for i in range(len(windows) - 1)))
     if contiguous:
         pattern = os.path.join(out_dir, "chunk_%04d.mp4")
-        times = ",".join(f"{s:.3f}" for s in starts[1:])
+        cuts = starts[1:]
+        if windows[-1][1] < p.duration - p.frame_interval:
+            cuts.append(windows[-1][1])  # one more segment past the last window, ignored
+        times = ",".join(f"{s:.3f}" for s in cuts)
         opts = {"f": "segment", "segment_times": times, "reset_timestamps": 1, "an": None}
         if copy:
             opts["c:v"] = "copy"
         else:
             opts.update({"c:v": "libx264", "preset": "ultrafast", "force_key_frames": times, "pix_fmt": "yuv420p"})
-        src = ffmpeg.input(p.path, t=windows[-1][1])
+        src = ffmpeg.input(p.path)
         _run(ffmpeg.output(src.video, pattern, **opts).overwrite_output())
         return [Clip(pattern % i, s, e) for i, (s, e) in enumerate(windows)]
     clips = []

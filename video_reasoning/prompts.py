@@ -215,8 +215,7 @@ class PromptSet:
             ConfigError: when a placeholder has no value (names key and placeholder).
         """
         template = self.templates[key]
-        used = placeholders_in(template)
-        if not used:
+        if not placeholders_in(template) & set(PLACEHOLDERS.get(key, ())):
             return template
         try:
             return template.format(**values)
@@ -226,11 +225,36 @@ class PromptSet:
 
 
 def placeholders_in(template: str) -> set[str]:
-    """Names of the ``{name}`` fields of a ``str.format`` template (``{{`` escapes ignored)."""
+    """Identifier-like ``{name}`` fields of a ``str.format`` template (``{{`` escapes ignored)."""
     try:
-        return {f for _, f, _, _ in string.Formatter().parse(template) if f}
+        fields = {f for _, f, _, _ in string.Formatter().parse(template) if f}
     except ValueError:
-        return set(re.findall(r"(?<!\{)\{([A-Za-z_]+)\}(?!\})", template))
+        fields = set(re.findall(r"(?<!\{)\{([A-Za-z_]\w*)\}(?!\})", template))
+    return {f for f in fields if re.fullmatch(r"[A-Za-z_]\w*", f)}
+
+
+def check_template(key: str, text: str) -> None:
+    """Fail early on a template that would not render.
+
+    A key with no placeholders is always sent as is. Otherwise a template that uses an
+    unknown ``{name}``, or uses known ones but cannot be filled (stray braces), is an error.
+
+    Raises:
+        ConfigError: naming the key, the offending placeholder and the allowed ones.
+    """
+    allowed = set(PLACEHOLDERS[key])
+    if not allowed:
+        return
+    used = placeholders_in(text)
+    unknown = used - allowed
+    hint = f"allowed: {', '.join(PLACEHOLDERS[key])}. Write literal braces as '{{{{' and '}}}}'."
+    if unknown:
+        raise ConfigError(f"prompt {key!r}: unknown placeholder(s) {', '.join(sorted(unknown))}; {hint}")
+    if used:
+        try:
+            text.format(**{k: "" for k in allowed})
+        except (KeyError, IndexError, ValueError) as exc:
+            raise ConfigError(f"prompt {key!r}: cannot be filled ({type(exc).__name__}: {exc}); {hint}") from None
 
 
 def load_prompts(settings: Settings) -> PromptSet:
@@ -267,10 +291,7 @@ def load_prompts(settings: Settings) -> PromptSet:
                               f"Known keys: {', '.join(sorted(PLACEHOLDERS))}.")
         templates[key] = text
     for key, text in templates.items():
-        extra = placeholders_in(text) - set(PLACEHOLDERS[key])
-        if extra:
-            raise ConfigError(f"prompt {key!r}: unknown placeholder(s) {', '.join(sorted(extra))}; "
-                              f"allowed: {', '.join(PLACEHOLDERS[key]) or 'none'}. Write literal braces as '{{{{' and '}}}}'.")
+        check_template(key, text)
     return PromptSet(templates, tao_format)
 
 

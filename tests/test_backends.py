@@ -1,0 +1,142 @@
+"""ModelClient against the stand-in server through the real SDKs: answers, cache, faults."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from conftest import API_KEY, clip
+from video_reasoning import media
+from video_reasoning.backends import BlockedError, MediaRef, ModelCallError, ModelClient, Request
+from video_reasoning.config import BackendSettings, WorkflowSettings
+from video_reasoning.models import CaptionAnswer, MCQAnswer
+
+BACKENDS = ("gemini", "openai")
+
+
+@pytest.fixture
+def make_client(standin, tmp_path, monkeypatch):
+    monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", standin.url)
+
+    def make(backend: str, attempts: int = 5, timeout: float = 30, **wf) -> ModelClient:
+        if backend == "gemini":
+            block = BackendSettings(backend="gemini", gemini={"timeout": timeout})
+        else:
+            block = BackendSettings(backend="openai", openai={"base_url": standin.url + "/v1",
+                                                              "model_name": "vl", "timeout": timeout})
+        workflow = WorkflowSettings(retry_attempts=attempts, retry_max_seconds=60, **wf)
+        return ModelClient("vlm", block, workflow, API_KEY, str(tmp_path / ".cache"), context="video v1, step 3")
+
+    return make
+
+
+def ask(client, prompt="Write questions", model=MCQAnswer, media_ref=None):
+    return client.ask(Request(prompt_key="anomaly_mcq", prompt=prompt, answer_model=model, media=media_ref))
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_structured_answer_validated_and_cached(make_client, standin, backend):
+    client = make_client(backend)
+    reply = ask(client)
+    assert MCQAnswer.model_validate(reply.answer).items
+    assert reply.input_tokens > 0 and reply.backend == backend
+    standin.reset()
+    assert ask(client).answer == reply.answer
+    assert standin.calls() == []  # answered from the cache
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("fault", ["429", "500", "503", "timeout", "badjson", "schema", "empty", "truncated"])
+def test_retryable_faults_are_retried(make_client, standin, backend, fault):
+    standin.hang_seconds = 2.5
+    client = make_client(backend, timeout=1)
+    standin.script = [fault]
+    reply = ask(client)
+    assert MCQAnswer.model_validate(reply.answer).items
+    assert reply.attempts == 2
+    calls = standin.calls(backend)
+    assert len(calls) == 2
+    if fault in ("badjson", "schema"):
+        assert calls[1]["turns"] > calls[0]["turns"]  # re-asked with the validation error
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_retry_after_is_honoured(make_client, standin, backend):
+    client = make_client(backend)
+    seen = []
+    orig = standin._reply_fault
+
+    def slow_429(h, fault, kind, text):
+        if fault == "429":
+            seen.append(time.monotonic())
+            h._send(429, {"error": {"code": 429, "message": "slow down", "status": "RESOURCE_EXHAUSTED"}},
+                    {"Retry-After": "1.5"})
+            return True
+        seen.append(time.monotonic())
+        return orig(h, fault, kind, text)
+
+    standin._reply_fault = slow_429
+    standin.script = ["429"]
+    ask(client)
+    assert seen[1] - seen[0] >= 1.4
+
+
+@pytest.mark.parametrize("backend, var", [("gemini", "GOOGLE_API_KEY"), ("openai", "OPENAI_API_KEY")])
+def test_bad_key_is_permanent_and_named(make_client, standin, backend, var):
+    standin.api_key = "another-key"
+    client = make_client(backend)
+    with pytest.raises(ModelCallError) as err:
+        ask(client)
+    assert err.value.permanent and var in str(err.value)
+    assert API_KEY not in str(err.value)
+    assert len(standin.calls()) <= 1
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_exhausted_retries_name_video_step_model_and_error(make_client, standin, backend):
+    client = make_client(backend, attempts=3)
+    standin.script = ["500", "500", "500"]
+    with pytest.raises(ModelCallError) as err:
+        ask(client)
+    msg = str(err.value)
+    assert "video v1, step 3" in msg and backend in msg and "500" in msg and "3 attempts" in msg
+    assert not err.value.permanent
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_safety_block_recorded_not_retried(make_client, standin, backend):
+    client = make_client(backend)
+    standin.script = ["blocked"]
+    with pytest.raises(BlockedError):
+        ask(client)
+    assert len(standin.calls()) == 1
+
+
+def test_gemini_upload_once_reused_and_redone_when_gone(make_client, standin):
+    probe = media.probe(clip("bikes.mp4"))
+    client = make_client("gemini")
+    for i in range(3):
+        ask(client, prompt=f"caption {i}", model=CaptionAnswer, media_ref=MediaRef(probe, 2.0 * i, 2.0 * i + 2))
+    assert len(standin.calls("upload")) == 1
+    other = make_client("gemini")  # another job: reuses the persisted upload
+    ask(other, prompt="caption x", model=CaptionAnswer, media_ref=MediaRef(probe))
+    assert len(standin.calls("upload")) == 1
+    standin.uploads.clear()  # the server forgot the file (expired, deleted)
+    ask(other, prompt="caption y", model=CaptionAnswer, media_ref=MediaRef(probe))
+    assert len(standin.calls("upload")) == 2
+    offsets = [c["video_metadata"] for c in standin.calls("gemini")][:3]
+    assert offsets[1] == {"startOffset": "2.000s", "endOffset": "4.000s"}
+
+
+def test_openai_clips_and_frames(make_client, standin, long_video):
+    client = make_client("openai")
+    probe = media.probe(clip("bikes.mp4"))
+    ask(client, prompt="chunk", model=CaptionAnswer, media_ref=MediaRef(probe, 2.0, 4.0))
+    call = standin.calls("openai")[-1]
+    assert call["media"] == ["video_url"] and call["media_sha"] != probe.sha256  # a cut clip, not the file
+    ask(client, prompt="whole", model=CaptionAnswer, media_ref=MediaRef(probe))
+    assert standin.calls("openai")[-1]["media_sha"] == probe.sha256
+    lp = media.probe(long_video)
+    ask(client, prompt="long", model=CaptionAnswer, media_ref=MediaRef(lp))
+    assert standin.calls("openai")[-1]["media"] == ["image_url"] * 35

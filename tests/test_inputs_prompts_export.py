@@ -1,0 +1,141 @@
+"""Discovery and ids, the prompt set, TAO free-text parsing, and step-4 items."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import sys
+from collections import Counter
+
+import pytest
+
+from conftest import clip, copy
+from video_reasoning.config import ConfigError, DataSettings, Settings
+from video_reasoning.export import envelope, items_for, permute_options, validate_with_daft
+from video_reasoning.inputs import discover, media_root_for, video_id_for
+from video_reasoning.models import MCQAnswer, model_for_key, parse_tao, strict_schema
+from video_reasoning.prompts import DEFAULT_PROMPTS, PLACEHOLDERS, load_prompts, placeholders_in, required_keys
+
+
+def test_ids_stable_safe_and_unique(tmp_path):
+    a = copy(clip("bikes.mp4"), tmp_path / "x" / "clip.mp4")
+    b = copy(clip("bikes.mp4"), tmp_path / "y" / "clip.mp4")
+    c = copy(clip("bikes.mp4"), tmp_path / "y" / "Straße & \"quotes\" $HOME.mp4")
+    ids = [video_id_for(str(p), str(tmp_path)) for p in (a, b, c)]
+    assert len(set(ids)) == 3
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", i) for i in ids)
+    assert ids[0] == video_id_for(str(a), str(tmp_path))  # stable
+    assert ids[0].startswith("x__clip-")
+
+
+def test_discover_merges_dedups_and_reports(tmp_path):
+    root = tmp_path / "videos"
+    a = copy(clip("bikes.mp4"), root / "a.mp4")
+    copy(clip("bigbuckbunny.mp4"), root / "sub" / "b.MOV")
+    (root / "readme.txt").write_text("not listed")
+    (tmp_path / "link.mp4").symlink_to(a)
+    outside = copy(clip("carphone_pristine.mp4"), tmp_path / "other" / "c.mp4")
+    jsonl = tmp_path / "list.jsonl"
+    jsonl.write_text("\n".join([
+        json.dumps({"video_path": str(a), "keep": True}),               # same file as video_root's
+        json.dumps({"video": str(tmp_path / "link.mp4"), "keep": True}),  # same file through a symlink
+        json.dumps({"video_path": str(outside), "keep": True, "extra": 1}),
+        json.dumps({"video_path": str(tmp_path / "skipped.mp4"), "keep": False}),
+        json.dumps({"keep": True}),                                      # no path
+        "{not json",                                                     # malformed, line 6
+    ]) + "\n")
+    entries = discover(DataSettings(video_root=str(root), input_jsonl_files=(str(jsonl),), filter_field="keep"))
+    paths = [e.path for e in entries if e.path]
+    assert sorted(os.path.basename(p) for p in paths) == ["a.mp4", "b.MOV", "c.mp4"]
+    problems = sorted(e.problem for e in entries if e.problem)
+    assert len(problems) == 2
+    assert any(f"{jsonl}:5" in p and "video_path" in p for p in problems)
+    assert any(f"{jsonl}:6" in p and "not valid JSON" in p for p in problems)
+    assert media_root_for(entries, str(root)) == str(tmp_path)
+
+
+def test_default_prompts_cover_tao_keys_with_tao_placeholders():
+    assert set(DEFAULT_PROMPTS) == set(PLACEHOLDERS)
+    for key, text in DEFAULT_PROMPTS.items():
+        assert placeholders_in(text) <= set(PLACEHOLDERS[key]), key
+        model_for_key(key)  # every key has an answer model
+
+
+def test_prompt_overrides_and_errors():
+    s = Settings(prompts={"anomaly_mcq": "Ask about {step_2_output}"})
+    ps = load_prompts(s)
+    assert ps.render("anomaly_mcq", step_2_output="X", video_length="3") == "Ask about X"
+    assert not ps.tao_format
+    with pytest.raises(ConfigError, match="anomaly_mcqq"):
+        load_prompts(Settings(prompts={"anomaly_mcqq": "x"}))
+    with pytest.raises(ConfigError, match="colour"):
+        load_prompts(Settings(prompts={"anomaly_mcq": "x {colour}"}))
+    # a template without placeholders is sent as is, braces included
+    raw = load_prompts(Settings(prompts={"video_filtering": 'Answer {"ok": true}'})).render("video_filtering")
+    assert raw == 'Answer {"ok": true}'
+
+
+def test_prompts_module_drop_in(tmp_path, monkeypatch):
+    mod = tmp_path / "my_tao_prompts.py"
+    keys = required_keys(Settings())
+    mod.write_text("PROMPT_TEMPLATES = {\n" + "".join(f"    {k!r}: 'custom {k}',\n" for k in keys) + "}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    ps = load_prompts(Settings(prompts_module="my_tao_prompts"))
+    assert ps.tao_format and ps.templates["normal_bcq"] == "custom normal_bcq"
+    partial = tmp_path / "partial_prompts.py"
+    partial.write_text("PROMPT_TEMPLATES = {'video_filtering': 'x'}\n")
+    with pytest.raises(ConfigError, match="lacks the prompt keys.*anomaly_mcq"):
+        load_prompts(Settings(prompts_module="partial_prompts"))
+
+
+def test_parse_tao_blocks():
+    mcq = ("=====\nMultiple-Choice Question: What hits the shelf?\nA. A forklift\nB. A cart\nC. A person\n"
+           "D. A drone\n======\nAnswer: A\n=====\nReasoning: The forklift turns and hits it.")
+    parsed = MCQAnswer.model_validate(parse_tao("anomaly_mcq", mcq))
+    assert parsed.items[0].options[0] == "A forklift" and parsed.items[0].correct_option == "A"
+    tl = "Question: When does it fall?\n=====\nAnswer: Start_Time: 00:03, End_Time: 00:07\n=====\nReasoning: r"
+    item = parse_tao("normal_temporal_localization", tl)["items"][0]
+    assert (item["start_sec"], item["end_sec"]) == (3.0, 7.0)
+    bcq = "Question: Is it raining?\n=====\nAnswer: No, the road is dry.\n=====\nReasoning: dry road"
+    assert parse_tao("normal_bcq", bcq)["items"][0]["answer"] == "No"
+    assert parse_tao("video_anomaly_classification", "I see cars.\nAnomaly")["label"] == "anomaly"
+    with pytest.raises(ValueError):
+        parse_tao("anomaly_mcq", "no blocks here")
+
+
+def test_strict_schema_is_closed():
+    schema = strict_schema(MCQAnswer)
+    item = schema["properties"]["items"]["items"]
+    assert item["additionalProperties"] is False and set(item["required"]) == set(item["properties"])
+    assert "$defs" not in json.dumps(schema)
+
+
+def test_mcq_permutation_spreads_letters_and_keeps_answer():
+    letters = Counter()
+    for i in range(400):
+        opts = [f"right {i}", "w1", "w2", "w3"]
+        new, k = permute_options(opts, 0, f"video{i}\nquestion")
+        assert new[k] == f"right {i}" and sorted(new) == sorted(opts)
+        letters["ABCD"[k]] += 1
+    assert set(letters) == set("ABCD") and min(letters.values()) > 60
+    assert permute_options(["a", "b", "c", "d"], 2, "seed") == permute_options(["a", "b", "c", "d"], 2, "seed")
+
+
+def test_items_and_envelope_are_daft_valid(tmp_path):
+    video = copy(clip("bikes.mp4"), tmp_path / "media" / "v.mp4")
+    rec = {"video_id": "v-1", "items": [
+        {"question": "What?", "options": ["a", "b", "c", "d"], "correct_option": "B", "reasoning": "r"}]}
+    out = items_for("mcq", rec, "v.mp4")
+    assert out["mcq"][0]["answer"] in "ABCD"
+    assert out["mcq_openended"][0]["answer"].endswith(". b")
+    tl = items_for("temporal_localization", {"items": [{"question": "When?", "start_sec": 3, "end_sec": 67,
+                                                         "reasoning": "r"}]}, "v.mp4")
+    assert json.loads(tl["temporal_localization"][0]["answer"]) == {"start": "00:03", "end": "01:07"}
+    path = tmp_path / "out" / "mcq.json"
+    path.parent.mkdir()
+    path.write_text(json.dumps(envelope("mcq", out["mcq"], str(video.parent), "", "")))
+    assert validate_with_daft(str(path)) == []
+    bad = envelope("mcq", [{**out["mcq"][0], "video_id": "missing.mp4"}], str(video.parent), "", "")
+    path.write_text(json.dumps(bad))
+    assert any("media not found" in e for e in validate_with_daft(str(path)))
