@@ -56,6 +56,7 @@ class StandIn:
         self.uploads: dict[str, dict] = {}
         self.sessions: dict[str, dict] = {}
         self.script: list[str] = []   # faults for the next model calls, consumed in order
+        self.script_for: dict[str, list[str]] = {}  # the same, for calls on one video (by SHA-256)
         self.fault_every = 0          # >0: every n-th model call gets the next of FAULT_CYCLE
         self.hang_seconds = 3.0       # how long a "timeout" fault stalls before answering
         self.model_calls = 0
@@ -130,9 +131,11 @@ class StandIn:
             return self._openai(h, raw)
         h._send(404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}})
 
-    def _next_fault(self) -> str | None:
+    def _next_fault(self, media_sha: str | None = None) -> str | None:
         with self.lock:
             self.model_calls += 1
+            if self.script_for.get(media_sha):
+                return self.script_for[media_sha].pop(0)
             if self.script:
                 return self.script.pop(0)
             if self.fault_every and self.model_calls % self.fault_every == 0:
@@ -228,7 +231,7 @@ class StandIn:
         self._record(kind="gemini", model=model, prompt=prompt, media_sha=sha, video_metadata=meta,
                      media_resolution=cfg.get("mediaResolution"), turns=len(body["contents"]), bytes=len(raw))
         text = self._answer(schema, prompt, sha)
-        if self._reply_fault(h, self._next_fault(), "gemini", text):
+        if self._reply_fault(h, self._next_fault(sha), "gemini", text):
             return
         h._send(200, {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
                       "usageMetadata": {"promptTokenCount": len(prompt) // 4 + 1, "candidatesTokenCount": len(text) // 4 + 1}})
@@ -254,7 +257,7 @@ class StandIn:
         self._record(kind="openai", model=body.get("model"), prompt=prompt, media_sha=sha, media=kinds,
                      turns=len(body["messages"]), bytes=len(raw))
         text = self._answer(schema, prompt, sha)
-        if self._reply_fault(h, self._next_fault(), "openai", text):
+        if self._reply_fault(h, self._next_fault(sha), "openai", text):
             return
         h._send(200, {"id": "chatcmpl-standin", "object": "chat.completion", "created": 0, "model": body.get("model"),
                       "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],

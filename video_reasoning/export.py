@@ -75,14 +75,20 @@ def permute_options(options: list[str], correct: int, seed: str) -> tuple[list[s
 
 
 def items_for(qa_type: str, record: dict, video_id: str) -> dict[str, list[dict]]:
-    """Dataset items of one video's step-3 record, per output task of ``qa_type``."""
+    """Dataset items of one video's step-3 record, per output task of ``qa_type``.
+
+    ``video_id`` is the video's path under ``media_root``. Items get ``item_index``
+    ``<video_id>:<qa_type>:<n>``; MCQ options are permuted with the video's SHA-256 and the
+    question as seed, so the same video and question give the same letters wherever the
+    dataset is built.
+    """
     out = {task: [] for task in TASKS[qa_type]}
-    vid = record.get("video_id", video_id)
+    content = record.get("sha256") or video_id
     for n, it in enumerate(record.get("items", [])):
-        base = {"video_id": video_id, "reasoning": it["reasoning"], "item_index": f"{vid}/{qa_type}/{n}"}
+        base = {"video_id": video_id, "reasoning": it["reasoning"], "item_index": f"{video_id}:{qa_type}:{n}"}
         q = it["question"].strip()
         if qa_type == "mcq":
-            options, k = permute_options(it["options"], LETTERS.index(it["correct_option"]), f"{vid}\n{q}")
+            options, k = permute_options(it["options"], LETTERS.index(it["correct_option"]), f"{content}\n{q}")
             body = q + "\n" + "\n".join(f"{LETTERS[i]}. {o}" for i, o in enumerate(options))
             out["mcq"].append({**base, "question": f"{body}\n{INSTRUCTIONS['mcq']}", "answer": LETTERS[k]})
             out["mcq_openended"].append({**base, "question": f"{body}\n{INSTRUCTIONS['mcq_openended']}",

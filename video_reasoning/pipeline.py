@@ -299,7 +299,8 @@ def step3(job: Job, qa_types: list[str]) -> dict[str, dict]:
     finally:
         llm.close()
     return {q: {"status": "done", "qa_type": q, "mode": mode, "video_id": job.vid, "path": job.video_path,
-                "duration": probe.duration, "items": r.answer["items"], "calls": [r.record()]}
+                "sha256": probe.sha256, "duration": probe.duration, "items": r.answer["items"],
+                "calls": [r.record()]}
             for q, r in zip(qa_types, replies)}
 
 

