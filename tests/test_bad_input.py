@@ -1,0 +1,86 @@
+"""Bad input end to end: each case is reported with the file and the reason, costs no model
+call, and the run completes for the rest; hard but valid input (4K, VFR, odd names) works."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from conftest import API_KEY, clip, copy, run_workflow, sha256, write_spec
+from test_workflow import assert_dataset_valid, assert_no_secret, load
+
+
+def ffmpeg(*args):
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *map(str, args)], check=True)
+
+
+def test_bad_input_matrix(tmp_path, standin, long_video):
+    v = tmp_path / "videos"
+    v.mkdir()
+    bikes = clip("bikes.mp4")
+    data = Path(bikes).read_bytes()
+    (v / "truncated.mp4").write_bytes(data[: len(data) // 3])
+    (v / "text.mp4").write_text("just some text")
+    (v / "zero.mp4").write_bytes(b"")
+    ffmpeg("-i", clip("bigbuckbunny.mp4"), "-vn", "-c:a", "copy", v / "audio_only.mp4")
+    ffmpeg("-i", bikes, "-frames:v", "1", "-f", "image2", "-c:v", "png", v / "still.mp4")
+    (v / "broken.mp4").symlink_to(tmp_path / "nowhere.mp4")
+    (v / "folder.mp4").mkdir()
+    copy(long_video, v / "too_long.mp4")
+    unreadable = copy(clip("carphone_distorted.mp4"), v / "unreadable.mp4")
+    os.chmod(unreadable, 0)
+    # valid but awkward input, which must work
+    with open(v / "no_duration.mkv", "wb") as fh:  # Matroska written to a pipe: no duration in the header
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", bikes, "-c", "copy", "-f", "matroska",
+                        "pipe:1"], stdout=fh, check=True)
+    ffmpeg("-t", 2, "-i", bikes, "-vf", "scale=3840:2160", "-c:v", "libx264", "-preset", "ultrafast", v / "uhd_4k.mp4")
+    ffmpeg("-i", bikes, "-vf", r"select='lt(t\,4)+not(mod(n\,3))'", "-fps_mode", "vfr", "-c:v", "libx264",
+           "-preset", "ultrafast", v / "variable_fps.mp4")
+    odd = copy(clip("carphone_pristine.mp4"), v / "it's a \"test\" $HOME ü 视频.mp4")
+    dup = copy(bikes, v / "dup.mp4")
+    (tmp_path / "dup_link.mp4").symlink_to(dup)
+    jsonl = tmp_path / "list.jsonl"
+    jsonl.write_text("\n".join([
+        json.dumps({"video_path": str(dup)}),                      # same as video_root's
+        json.dumps({"video": str(tmp_path / "dup_link.mp4")}),     # same again, through a symlink
+        json.dumps({"video_path": str(tmp_path / "missing.mp4")}),
+        json.dumps({"path": "x.mp4"}),                             # line 4: no video_path
+        "{broken json",                                            # line 5
+    ]) + "\n")
+    write_spec(tmp_path, {"vlm": {"backend": "gemini"}, "llm": {"backend": "gemini"},
+                          "workflow": {"max_video_length_sec": 60},
+                          "data": {"video_root": "videos", "input_jsonl_files": [str(jsonl)]}})
+    run_workflow(tmp_path, {"GOOGLE_GEMINI_BASE_URL": standin.url, "GOOGLE_API_KEY": API_KEY})
+
+    summary = load(tmp_path / "results" / "summary.json")
+    by_name = {}
+    for entry in summary["videos"]:
+        name = os.path.basename(entry["path"]) if entry["path"] else entry["source"].rsplit(":", 1)[-1]
+        by_name[name] = entry
+    expected_rejections = {
+        "truncated.mp4": "truncated", "text.mp4": "not a readable video", "zero.mp4": "empty file",
+        "audio_only.mp4": "no video stream", "still.mp4": "still image", "broken.mp4": "broken symlink",
+        "folder.mp4": "directory", "too_long.mp4": "longer than workflow.max_video_length_sec",
+        "missing.mp4": "does not exist", "4": "no 'video_path'", "5": "not valid JSON",
+    }
+    if os.geteuid() != 0:  # root reads any file, so the permission case only exists for other users
+        expected_rejections["unreadable.mp4"] = "permission denied"
+    for name, reason in expected_rejections.items():
+        entry = by_name[name]
+        assert entry["status"] == "rejected", (name, entry)
+        assert reason in entry["reason"], (name, entry["reason"])
+        named = entry["path"] or entry["source"].rsplit(":", 1)[0]
+        assert named in entry["reason"], (name, entry["reason"])   # the message names the file
+        assert sum(entry["calls"].values()) == 0
+    for name in ("no_duration.mkv", "uhd_4k.mp4", "variable_fps.mp4", odd.name, "dup.mp4"):
+        assert by_name[name]["status"] == "annotated", (name, by_name[name])
+    assert [e["path"] for e in summary["videos"]].count(str(dup)) == 1
+    assert sum(1 for e in summary["videos"] if e["path"] and os.path.realpath(e["path"]) == str(dup)) == 1
+    assert len([u for u in standin.calls("upload") if u["sha256"] == sha256(bikes)]) == 1  # dup + no_duration differ
+    rejected_paths = {os.path.realpath(e["path"]) for e in summary["videos"] if e["status"] == "rejected" and e["path"]}
+    assert not any(u["sha256"] in {sha256(p) for p in rejected_paths if os.path.isfile(p) and os.access(p, os.R_OK)}
+                   for u in standin.calls("upload"))
+    assert_dataset_valid(tmp_path / "results")
+    assert_no_secret(tmp_path)
