@@ -10,19 +10,22 @@ from snakemake.utils import update_config, validate
 sys.path.insert(0, workflow.basedir)
 os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p)
 
-from video_reasoning.config import ConfigError, check_config, scrub_api_keys, settings_from_config
+from video_reasoning.config import ConfigError, check_config, scrub_api_keys, settings_from_config, unknown_keys
 from video_reasoning.export import TASKS, write_summary
 from video_reasoning.inputs import discover, media_root_for
 from video_reasoning.prompts import load_prompts, step_prompt_keys
 
 with open(os.path.join(workflow.basedir, "config", "defaults.yaml"), encoding="utf-8") as _fh:
-    _merged = yaml.safe_load(_fh)
+    _defaults = yaml.safe_load(_fh)
+scrub_api_keys(config)  # first: a validation error prints the config, which must hold no key
+_unknown = unknown_keys(config, _defaults)
+if _unknown:
+    raise WorkflowError("Invalid spec: unknown key(s): " + "; ".join(_unknown))
+_merged = copy.deepcopy(_defaults)
 update_config(_merged, config)
 config.clear()
 config.update(_merged)
-
 validate(config, "../schemas/config.schema.yaml")
-scrub_api_keys(config)
 try:
     SETTINGS = settings_from_config(config)
     check_config(SETTINGS)

@@ -60,6 +60,7 @@ class StandIn:
         self.fault_every = 0          # >0: every n-th model call gets the next of FAULT_CYCLE
         self.hang_seconds = 3.0       # how long a "timeout" fault stalls before answering
         self.model_calls = 0
+        self.latency = 0.0            # seconds each model call takes (utilization benchmark)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -201,11 +202,34 @@ class StandIn:
 
     def _answer(self, schema: dict | None, prompt: str, media_sha: str | None) -> str:
         if schema is None:
-            return "Yes"
+            return self._tao_answer(prompt, media_sha)
         value = fake_from_schema(schema, salt=hashlib.sha1(prompt.encode()).hexdigest()[:6])
         if isinstance(value, dict) and "label" in value:
             value["label"] = self._label(media_sha)
         return json.dumps(value)
+
+    def _tao_answer(self, prompt: str, media_sha: str | None) -> str:
+        """A free-text answer in TAO's format for a prompt that starts with ``[[<prompt key>]]``."""
+        m = re.match(r"\[\[(\w+)\]\]", prompt)
+        key = m.group(1) if m else ""
+        block = "=====\nQuestion: What happens at {w}?\n=====\nAnswer: {a}\n=====\nReasoning: Seen at {w}."
+        if key == "video_filtering":
+            return "Yes"
+        if key == "video_anomaly_classification":
+            return "A road with cyclists.\n" + self._label(media_sha).capitalize()
+        if key == "highlight_timestamp_extraction":
+            return "1.5"
+        if key.endswith("_mcq"):
+            return ("=====\nMultiple-Choice Question: Who passes first?\nA. A cyclist\nB. A bus\nC. A dog\n"
+                    "D. Nobody\n======\nAnswer: A\n=====\nReasoning: The cyclist passes first.")
+        if key.endswith("_bcq"):
+            return block.format(w="the start", a="Yes, a cyclist passes.")
+        if key.endswith("_temporal_localization"):
+            return block.format(w="the pass", a="Start_Time: 00:01, End_Time: 00:03")
+        if key.endswith(("_open_qa", "_causal_linkage", "_temporal_event_desc")) or key in (
+                "scene_description", "event_summary"):
+            return block.format(w="00:01 and 00:02", a="A cyclist rides by.")
+        return f"Free-text answer for {key or 'an unknown prompt'}."
 
     def _gemini(self, h, raw, model):
         if h.headers.get("x-goog-api-key") != self.api_key:
@@ -228,9 +252,12 @@ class StandIn:
                 meta = {re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): v for k, v in meta.items()}
         cfg = body.get("generationConfig") or body.get("generation_config") or {}
         schema = cfg.get("responseJsonSchema") or cfg.get("response_json_schema")
-        self._record(kind="gemini", model=model, prompt=prompt, media_sha=sha, video_metadata=meta,
+        self._record(kind="gemini", model=model, prompt=prompt, media_sha=sha, video_metadata=meta, schema=schema,
                      media_resolution=cfg.get("mediaResolution"), turns=len(body["contents"]), bytes=len(raw))
         text = self._answer(schema, prompt, sha)
+        if self.latency:
+            import time
+            time.sleep(self.latency)
         if self._reply_fault(h, self._next_fault(sha), "gemini", text):
             return
         h._send(200, {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
@@ -242,7 +269,7 @@ class StandIn:
             return h._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
         body = json.loads(raw)
         content = body["messages"][0]["content"]
-        prompt, sha, kinds = "", None, []
+        prompt, sha, kinds, media_bytes = "", None, [], 0
         for c in content if isinstance(content, list) else [{"type": "text", "text": content}]:
             if c["type"] == "text":
                 prompt += c["text"]
@@ -250,13 +277,18 @@ class StandIn:
                 kinds.append(c["type"])
                 url = c[c["type"]]["url"]
                 data = base64.b64decode(url.split(",", 1)[1])
+                media_bytes += len(data)
                 if c["type"] == "video_url":
                     sha = hashlib.sha256(data).hexdigest()
         rf = body.get("response_format") or {}
         schema = rf.get("json_schema", {}).get("schema") if rf.get("type") == "json_schema" else None
-        self._record(kind="openai", model=body.get("model"), prompt=prompt, media_sha=sha, media=kinds,
+        self._record(kind="openai", model=body.get("model"), prompt=prompt, media_sha=sha, media=kinds, schema=schema,
+                     media_bytes=media_bytes,
                      turns=len(body["messages"]), bytes=len(raw))
         text = self._answer(schema, prompt, sha)
+        if self.latency:
+            import time
+            time.sleep(self.latency)
         if self._reply_fault(h, self._next_fault(sha), "openai", text):
             return
         h._send(200, {"id": "chatcmpl-standin", "object": "chat.completion", "created": 0, "model": body.get("model"),

@@ -142,6 +142,18 @@ def test_openai_backend_full_run(tmp_path, standin, long_video):
     ({"data": {"video_root": "videos"}}, "GOOGLE_API_KEY"),
     ({"data": {"video_root": "videos"}, "prompts": {"anomaly_mcqq": "x"}}, "anomaly_mcqq"),
     ({"data": {"video_root": "videos"}, "prompts_module": "no_such_prompts_mod"}, "no_such_prompts_mod"),
+    ({"data": {"video_root": "videos"}, "worklfow": {"max_chunks": 3}}, "did you mean 'workflow'"),
+    ({"data": {"video_root": "videos"}, "workflow": {"steps": ["0", "5"]}}, "steps"),
+    ({"data": {"video_root": "videos"}, "workflow": {"max_workers": 0}}, "max_workers"),
+    ({"data": {"video_root": "videos"}, "workflow": {"long_video_sample_fps": 0}}, "long_video_sample_fps"),
+    ({"data": {"video_root": "videos"}, "workflow": {"highlight_before_sec": -1}}, "highlight_before_sec"),
+    ({"data": {"video_root": "videos"}, "workflow": {"max_video_length_sec": -5}}, "max_video_length_sec"),
+    ({"data": {"video_root": "videos"}, "workflow": {"mode": "sometimes"}}, "sometimes"),
+    ({"data": {"video_root": "no_such_folder"}}, "no_such_folder"),
+    ({"data": {"video_root": "videos"}, "vlm": {"backend": "openai", "openai": {
+        "base_url": "http://127.0.0.1:9/v1", "model_name": "m"}}}, "cannot connect to 127.0.0.1:9"),
+    ({"data": {"video_root": "videos"}, "vlm": {"backend": "openai", "openai": {"base_url": "http://127.0.0.1:9/v1"}}},
+     "model_name"),
 ])
 def test_config_mistakes_stop_before_any_job(tmp_path, vra, needle):
     copy(clip("bikes.mp4"), tmp_path / "videos" / "bikes.mp4")
@@ -151,3 +163,34 @@ def test_config_mistakes_stop_before_any_job(tmp_path, vra, needle):
     assert proc.returncode != 0
     assert needle in proc.stdout + proc.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_prompts_module_lacking_keys_names_them(tmp_path):
+    copy(clip("bikes.mp4"), tmp_path / "videos" / "bikes.mp4")
+    (tmp_path / "partial_prompts.py").write_text("PROMPT_TEMPLATES = {'video_filtering': 'Usable? Yes or No.'}\n")
+    write_spec(tmp_path, {"data": {"video_root": "videos"}, "prompts_module": "partial_prompts"})
+    proc = run_workflow(tmp_path, {"GOOGLE_API_KEY": "k", "PYTHONPATH": str(tmp_path)}, check=False)
+    assert proc.returncode != 0
+    assert "lacks the prompt keys" in proc.stderr + proc.stdout and "anomaly_mcq" in proc.stderr + proc.stdout
+
+
+def test_tao_prompts_module_drop_in(tmp_path, standin):
+    """A TAO prompts module (free-text answers in ===== blocks) runs end to end."""
+    from video_reasoning.config import Settings
+    from video_reasoning.prompts import PLACEHOLDERS, required_keys
+
+    copy(clip("bikes.mp4"), tmp_path / "videos" / "bikes.mp4")
+    copy(clip("carphone_pristine.mp4"), tmp_path / "videos" / "carphone.mp4")
+    standin.labels = {sha256(clip("bikes.mp4")): "anomaly"}
+    templates = {k: f"[[{k}]] " + " ".join("{" + p + "}" for p in PLACEHOLDERS[k]) for k in required_keys(Settings())}
+    (tmp_path / "my_tao_prompts.py").write_text(f"PROMPT_TEMPLATES = {templates!r}\n")
+    write_spec(tmp_path, {"data": {"video_root": "videos"}, "prompts_module": "my_tao_prompts"})
+    run_workflow(tmp_path, {"GOOGLE_API_KEY": API_KEY, "GOOGLE_GEMINI_BASE_URL": standin.url,
+                            "PYTHONPATH": str(tmp_path)})
+    counts = assert_dataset_valid(tmp_path / "results")
+    assert all(counts[t] == 2 for t in ALL_TASKS), counts
+    assert all(c.get("schema") is None for c in standin.calls("gemini"))
+    tl = load(tmp_path / "results" / "step_4_output" / "temporal_localization.json")
+    assert {json.loads(i["answer"])["end"] for i in tl["items"]} == {"00:03"}
+    s0 = load(next((tmp_path / "results" / "step_0").glob("bikes-*.json")))
+    assert s0["mode"] == "anomaly"

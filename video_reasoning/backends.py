@@ -208,10 +208,17 @@ class ModelClient:
         self._lock = threading.Lock()
         self._scratch = tempfile.mkdtemp(prefix="vra-")
         self._frames: dict[tuple, list[tuple[float, str]]] = {}
-        if block.backend == "gemini":
-            self._impl = _Gemini(self, api_key)
-        else:
-            self._impl = _OpenAI(self, api_key)
+        self._api_key = api_key
+        self._sdk = None
+
+    @property
+    def _impl(self):
+        """The SDK client, built on the first request the cache cannot answer (the SDK
+        imports cost about half a second of CPU, which cached reruns need not pay)."""
+        with self._lock:
+            if self._sdk is None:
+                self._sdk = (_Gemini if self.block.backend == "gemini" else _OpenAI)(self, self._api_key)
+            return self._sdk
 
     def close(self) -> None:
         """Remove the scratch folder of cut clips and frames."""

@@ -8,6 +8,7 @@ Snakefile merges the user's spec over the defaults, validates the result with Sn
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import os
@@ -162,6 +163,23 @@ def api_key_for(role: str, block: BackendSettings) -> str:
     return os.environ.get(ROLE_KEY_ENV[role]) or spec_key or os.environ.get(KEY_ENV[block.backend], "")
 
 
+def unknown_keys(config: dict, defaults: dict, where: str = "") -> list[str]:
+    """Keys of ``config`` that ``defaults`` lacks, each with a close known key when there is one.
+
+    Free-form mappings (``prompts``) are not walked. Returns messages like
+    ``video_reasoning_annotation.worklfow (did you mean 'workflow'?)``.
+    """
+    out = []
+    for key, value in config.items():
+        path = f"{where}.{key}" if where else str(key)
+        if key not in defaults:
+            close = difflib.get_close_matches(str(key), [str(k) for k in defaults], n=1)
+            out.append(path + (f" (did you mean {close[0]!r}?)" if close else ""))
+        elif isinstance(value, dict) and isinstance(defaults[key], dict) and key != "prompts":
+            out += unknown_keys(value, defaults[key], path)
+    return out
+
+
 def scrub_api_keys(config: dict) -> None:
     """Move every ``api_key`` of the spec into a private environment variable, in place.
 
@@ -169,17 +187,20 @@ def scrub_api_keys(config: dict) -> None:
     pickled script preambles under ``.snakemake/`` can leak one. Child processes (the
     script jobs) inherit the variables.
     """
-    vra = config["video_reasoning_annotation"]
+    vra = config.get("video_reasoning_annotation")
     for role in ("vlm", "llm"):
-        block = vra[role]
+        block = vra.get(role) if isinstance(vra, dict) else None
+        if not isinstance(block, dict):
+            continue
         chosen = block.get("backend", "gemini")
         for name in ("gemini", "openai"):
-            sub = block.get(name) or {}
-            key = sub.get("api_key") or ""
-            if key and name == chosen:
+            sub = block.get(name)
+            if not isinstance(sub, dict) or "api_key" not in sub:
+                continue
+            key = sub.get("api_key")
+            if key and isinstance(key, str) and name == chosen:
                 os.environ[ROLE_KEY_ENV[role]] = key
-            if "api_key" in sub:
-                sub["api_key"] = ""
+            sub["api_key"] = ""
 
 
 def secrets_in_use(settings: Settings) -> list[str]:
@@ -222,14 +243,13 @@ def check_config(settings: Settings) -> None:
         where = f"video_reasoning_annotation.{role}"
         if block.backend == "openai" and not block.openai.model_name:
             raise ConfigError(f"{where}.openai.model_name is empty: name the model your server serves.")
-        if not api_key_for(role, block):
-            if block.backend == "openai" and block.openai.base_url:
-                continue  # vLLM and Ollama servers usually need no key
+        local_server = block.backend == "openai" and block.openai.base_url
+        if not api_key_for(role, block) and not local_server:  # vLLM and Ollama usually need no key
             raise ConfigError(
                 f"{where}: no API key for the {block.backend} backend. Set the "
                 f"{KEY_ENV[block.backend]} environment variable or {where}.{block.backend}.api_key."
             )
-        if block.backend == "openai" and block.openai.base_url:
+        if local_server:
             check_reachable(block.openai.base_url, f"{where}.openai.base_url")
 
 

