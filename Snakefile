@@ -10,11 +10,8 @@ min_version("9.19")
 
 include: "rules/common.smk"
 include: "rules/step0.smk"
-include: "rules/step1a.smk"
-include: "rules/step1b.smk"
-include: "rules/step1c.smk"
-include: "rules/step2.smk"
-include: "rules/step3.smk"
+include: "rules/step1.smk"
+include: "rules/step2_3.smk"
 include: "rules/step4.smk"
 
 

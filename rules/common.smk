@@ -81,9 +81,9 @@ def upstream(*steps):
     return out
 
 
-def prompt_params(step):
-    """Hashes of the prompt templates a step may use: editing one reruns that step's jobs."""
-    return PROMPTS.digest(step_prompt_keys(step, SETTINGS))
+def prompt_params(*steps):
+    """Hashes of the prompt templates the steps may use: editing one reruns their jobs."""
+    return PROMPTS.digest([k for s in steps if s in STEPS for k in step_prompt_keys(s, SETTINGS)])
 
 
 def calls_cap(n):

@@ -11,7 +11,7 @@ rule step0_filter:
         video=lambda w: VIDEOS[w.vid].path,
         source=lambda w: VIDEOS[w.vid].source,
         problem=lambda w: VIDEOS[w.vid].problem,
-        prompts=prompt_params("0") if "0" in STEPS else {},
+        prompts=prompt_params("0"),
         vlm=VLM if "0" in STEPS else {},
         workflow={"mode": WF.mode, "max_video_length_sec": WF.max_video_length_sec, **LONG},
     resources:

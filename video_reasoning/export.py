@@ -194,11 +194,7 @@ def write_summary(results_dir: str, videos: list[tuple[str, str, str]], qa_types
         records = {s: read_json(os.path.join(results_dir, d, vid + ".json")) for s, d in step_dirs.items() if s in steps}
         for q in qa_types:
             records[f"3:{q}"] = read_json(os.path.join(results_dir, "step_3", q, vid + ".json")) if "3" in steps else None
-        failures = []
-        for s, d in list(step_dirs.items()) + [("3", "step_3")]:
-            fail = read_json(os.path.join(results_dir, "failures", d, vid + ".json"))
-            if fail:
-                failures.append(fail["error"])
+        failures = [read_json(str(f))["error"] for f in sorted(Path(results_dir, "failures").glob(f"*/{vid}.json"))]
         for name, rec in records.items():
             if not rec:
                 continue

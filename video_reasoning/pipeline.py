@@ -307,13 +307,62 @@ def step3(job: Job, qa_types: list[str]) -> dict[str, dict]:
 # ---------------------------------------------------------------- job entry point
 
 
-def failure_marker(results_dir: str, step: str, vid: str) -> str:
+def failure_marker(results_dir: str, job_name: str, vid: str) -> str:
     """Where a failed job records its error for ``summary.json``."""
-    return os.path.join(results_dir, "failures", STEP_DIRS.get(step, step), vid + ".json")
+    return os.path.join(results_dir, "failures", f"step_{job_name}", vid + ".json")
 
 
-def run_job(smk, step: str) -> None:
-    """Run one per-video step for the Snakemake job ``smk`` and write its output(s).
+#: Sub-steps run by each per-video job, in order, with their functions.
+JOB_STEPS = {"0": ("0",), "1": ("1a", "1b", "1c"), "23": ("2", "3")}
+_RUN = {"1a": step1a, "1b": step1b, "1c": step1c, "2": step2}
+
+
+def run_steps(job: Job, outputs: dict[str, str], job_name: str) -> None:
+    """Run the sub-steps of one job whose outputs are wanted, each written as soon as done.
+
+    A later sub-step reads the records of earlier ones (e.g. 1c reads 1a and 1b). A video
+    rejected upstream gets ``skipped`` records at no cost; a safety block is recorded as
+    ``blocked`` and passed on as a skip.
+    """
+    for step in JOB_STEPS[job_name]:
+        job.step = step
+        if step == "0":
+            atomic_write_json(outputs["record"], step0(job))
+            continue
+        if step == "3":
+            names = {name[3:]: path for name, path in outputs.items() if name.startswith("qa_")}
+            if not names:
+                continue
+            problem = _upstream_problem(job)
+            try:
+                results = ({q: {"status": "skipped", "reason": problem, "qa_type": q, "items": [], "calls": []}
+                            for q in names} if problem else step3(job, list(names)))
+            except BlockedError as exc:
+                log.error("%s", exc)
+                results = {q: {"status": "blocked", "reason": str(exc), "qa_type": q, "items": [], "calls": []}
+                           for q in names}
+            for q, path in names.items():
+                atomic_write_json(path, results[q])
+            continue
+        name = "step" + step
+        if name not in outputs:
+            continue
+        problem = _upstream_problem(job)
+        if problem:
+            record = {"status": "skipped", "reason": problem, "calls": []}
+        else:
+            try:
+                record = _RUN[step](job)
+            except BlockedError as exc:
+                log.error("%s", exc)
+                record = {"status": "blocked", "reason": str(exc), "calls": []}
+        atomic_write_json(outputs[name], record)
+        job.inputs[name] = record
+
+
+def run_job(smk, job_name: str) -> None:
+    """Run one per-video job (``"0"``, ``"1"`` = 1a-1c, ``"23"`` = 2-3) for the Snakemake
+    job ``smk`` and write its outputs.
 
     Exits non-zero with one message naming video, step, backend/model and the last error
     when a model call fails for good; the error is also recorded for ``summary.json``.
@@ -323,46 +372,27 @@ def run_job(smk, step: str) -> None:
     _setup_logging(smk.log[0] if smk.log else None, secrets)
     results_dir = smk.config["results_dir"]
     prompts = load_prompts(settings)
-    expected = smk.params.get("prompts", {}) if hasattr(smk.params, "get") else getattr(smk.params, "prompts", {})
-    if expected and prompts.digest(expected) != dict(expected):
-        sys.exit(f"step {step}, video {smk.wildcards.vid}: the prompts changed while the workflow ran; rerun snakemake")
+    expected = dict(getattr(smk.params, "prompts", {}) or {})
+    if expected and prompts.digest(expected) != expected:
+        sys.exit(f"video {smk.wildcards.vid}: the prompts changed while the workflow ran; run snakemake again")
     inputs = {name: read_json(path) for name, path in smk.input.items() if name.startswith("step")}
-    job = Job(step=step, vid=smk.wildcards.vid, settings=settings, prompts=prompts, results_dir=results_dir,
+    job = Job(step=job_name, vid=smk.wildcards.vid, settings=settings, prompts=prompts, results_dir=results_dir,
               inputs=inputs, video_path=smk.params.video, source=smk.params.source, problem=smk.params.problem,
               parallel=int(smk.resources.get("vlm_calls", 0) or smk.resources.get("llm_calls", 0) or 1))
-    marker = failure_marker(results_dir, step, job.vid)
-    outputs = dict(smk.output.items()) if step == "3" else {"record": smk.output[0]}
+    outputs = {"record": smk.output[0]} if job_name == "0" else dict(smk.output.items())
+    marker = failure_marker(results_dir, job_name, job.vid)
     try:
-        if step == "0":
-            results = {"record": step0(job)}
-        else:
-            problem = _upstream_problem(job)
-            if step == "3":
-                qa_types = [name for name in outputs]
-                if problem:
-                    results = {q: {"status": "skipped", "reason": problem, "qa_type": q, "items": [], "calls": []}
-                               for q in qa_types}
-                else:
-                    results = step3(job, qa_types)
-            elif problem:
-                results = {"record": {"status": "skipped", "reason": problem, "calls": []}}
-            else:
-                results = {"record": {"1a": step1a, "1b": step1b, "1c": step1c, "2": step2}[step](job)}
-    except BlockedError as exc:
-        log.error("%s", exc)
-        results = {name: {"status": "blocked", "reason": str(exc), "calls": [], "items": []} for name in outputs}
+        run_steps(job, outputs, job_name)
     except ModelCallError as exc:
         message = scrub(str(exc), secrets)
-        atomic_write_json(marker, {"video_id": job.vid, "step": step, "error": message})
+        atomic_write_json(marker, {"video_id": job.vid, "step": job_name, "error": message})
         log.error("%s", message)
         sys.exit(message)
     except Exception as exc:  # record any other failure for summary.json, then fail the job
-        message = scrub(f"video {job.vid} ({job.video_path}), step {step}: {type(exc).__name__}: {exc}", secrets)
-        atomic_write_json(marker, {"video_id": job.vid, "step": step, "error": message})
+        message = scrub(f"video {job.vid} ({job.video_path}), step {job_name}: {type(exc).__name__}: {exc}", secrets)
+        atomic_write_json(marker, {"video_id": job.vid, "step": job_name, "error": message})
         log.exception("%s", message)
         raise
-    for name, path in outputs.items():
-        atomic_write_json(path, results[name])
     try:
         os.remove(marker)
     except FileNotFoundError:
