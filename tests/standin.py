@@ -15,6 +15,7 @@ import hashlib
 import json
 import re
 import threading
+import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -61,6 +62,8 @@ class StandIn:
         self.hang_seconds = 3.0       # how long a "timeout" fault stalls before answering
         self.model_calls = 0
         self.latency = 0.0            # seconds each model call takes (utilization benchmark)
+        self.in_flight = {"media": 0, "text": 0}       # calls being answered, with / without video
+        self.max_in_flight = {"media": 0, "text": 0}
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -145,8 +148,6 @@ class StandIn:
 
     def _reply_fault(self, h, fault: str, kind: str, good_text: str) -> bool:
         """Answer with ``fault`` instead of ``good_text``; False when the fault is "none"."""
-        import time
-
         if fault in (None, "none"):
             return False
         if fault == "timeout":
@@ -255,13 +256,22 @@ class StandIn:
         self._record(kind="gemini", model=model, prompt=prompt, media_sha=sha, video_metadata=meta, schema=schema,
                      media_resolution=cfg.get("mediaResolution"), turns=len(body["contents"]), bytes=len(raw))
         text = self._answer(schema, prompt, sha)
-        if self.latency:
-            import time
-            time.sleep(self.latency)
-        if self._reply_fault(h, self._next_fault(sha), "gemini", text):
-            return
-        h._send(200, {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
-                      "usageMetadata": {"promptTokenCount": len(prompt) // 4 + 1, "candidatesTokenCount": len(text) // 4 + 1}})
+        slot = "media" if media else "text"
+        with self.lock:
+            self.in_flight[slot] += 1
+            self.max_in_flight[slot] = max(self.max_in_flight[slot], self.in_flight[slot])
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            if self._reply_fault(h, self._next_fault(sha), "gemini", text):
+                return
+            h._send(200, {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
+                                          "finishReason": "STOP"}],
+                          "usageMetadata": {"promptTokenCount": len(prompt) // 4 + 1,
+                                            "candidatesTokenCount": len(text) // 4 + 1}})
+        finally:
+            with self.lock:
+                self.in_flight[slot] -= 1
 
     def _openai(self, h, raw):
         auth = h.headers.get("Authorization", "")
@@ -286,12 +296,21 @@ class StandIn:
                      media_bytes=media_bytes,
                      turns=len(body["messages"]), bytes=len(raw))
         text = self._answer(schema, prompt, sha)
-        if self.latency:
-            import time
-            time.sleep(self.latency)
-        if self._reply_fault(h, self._next_fault(sha), "openai", text):
-            return
-        h._send(200, {"id": "chatcmpl-standin", "object": "chat.completion", "created": 0, "model": body.get("model"),
-                      "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-                      "usage": {"prompt_tokens": len(prompt) // 4 + 1, "completion_tokens": len(text) // 4 + 1,
-                                "total_tokens": len(prompt) // 4 + len(text) // 4 + 2}})
+        slot = "media" if kinds else "text"
+        with self.lock:
+            self.in_flight[slot] += 1
+            self.max_in_flight[slot] = max(self.max_in_flight[slot], self.in_flight[slot])
+        try:
+            if self.latency:
+                time.sleep(self.latency)
+            if self._reply_fault(h, self._next_fault(sha), "openai", text):
+                return
+            h._send(200, {"id": "chatcmpl-standin", "object": "chat.completion", "created": 0,
+                          "model": body.get("model"),
+                          "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                                       "finish_reason": "stop"}],
+                          "usage": {"prompt_tokens": len(prompt) // 4 + 1, "completion_tokens": len(text) // 4 + 1,
+                                    "total_tokens": len(prompt) // 4 + len(text) // 4 + 2}})
+        finally:
+            with self.lock:
+                self.in_flight[slot] -= 1

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -194,3 +195,41 @@ def test_tao_prompts_module_drop_in(tmp_path, standin):
     assert {json.loads(i["answer"])["end"] for i in tl["items"]} == {"00:03"}
     s0 = load(next((tmp_path / "results" / "step_0").glob("bikes-*.json")))
     assert s0["mode"] == "anomaly"
+
+
+def test_max_workers_caps_concurrent_calls_per_backend(tmp_path, standin):
+    for i in range(6):  # distinct videos (distinct content), 3-4 s each
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", clip("bikes.mp4"), "-t", str(3 + 0.2 * i),
+                        "-c", "copy", str(tmp_path / f"v{i}.mp4")], check=True)
+    (tmp_path / "videos").mkdir()
+    for f in tmp_path.glob("v*.mp4"):
+        f.rename(tmp_path / "videos" / f.name)
+    standin.latency = 0.3
+    write_spec(tmp_path, {"data": {"video_root": "videos"}, "workflow": {"max_workers": 2, "chunk_duration_options": [1]}})
+    run_workflow(tmp_path, {"GOOGLE_API_KEY": API_KEY, "GOOGLE_GEMINI_BASE_URL": standin.url}, args=("--cores", "8"))
+    assert standin.max_in_flight == {"media": 2, "text": 2}
+
+
+def test_steps_and_mode_select_work_and_backend_changes_rerun_their_work(tmp_path, standin):
+    copy(clip("bikes.mp4"), tmp_path / "videos" / "bikes.mp4")
+    vra = {"data": {"video_root": "videos"}, "workflow": {"mode": "anomaly", "steps": ["1a", "2", "3", "4"],
+                                                          "qa_types": ["bcq", "temporal_localization"]}}
+    write_spec(tmp_path, vra)
+    env = {"GOOGLE_API_KEY": API_KEY, "GOOGLE_GEMINI_BASE_URL": standin.url}
+    run_workflow(tmp_path, env)
+    results = tmp_path / "results"
+    prompts = [c["prompt"] for c in standin.calls("gemini")]
+    assert not any(p.startswith(("Decide whether", "Watch the video")) for p in prompts)   # no step 0 calls
+    assert not (results / "step_1b").exists() and not (results / "step_1c").exists()
+    assert sorted(p.name for p in (results / "step_4_output").glob("*.json")) == [
+        "bcq.json", "bcq_openended.json", "temporal_localization.json"]
+    s0 = load(next((results / "step_0").glob("*.json")))
+    assert s0["mode"] == "anomaly" and s0["calls"] == []
+    # a new LLM temperature reruns the LLM's work only
+    standin.reset()
+    vra["llm"] = {"backend": "gemini", "gemini": {"temperature": 0.9}}
+    write_spec(tmp_path, vra)
+    run_workflow(tmp_path, env)
+    calls = standin.calls("gemini")
+    assert calls and all(c["media_sha"] is None for c in calls)
+    assert len(calls) == 3  # description + two QA types
