@@ -91,7 +91,8 @@ def calls_cap(n):
 
 
 def chunk_slots(wildcards, input):
-    """VLM call slots for step 1b: one per chunk, at most max_workers."""
+    """VLM call slots of a step-1 job: one per chunk plus the two caption calls of 1a
+    (they run side by side), at most max_workers."""
     import json
     from video_reasoning.media import plan_chunks, select_chunk_duration
 
@@ -100,7 +101,8 @@ def chunk_slots(wildcards, input):
     if rec.get("status") != "accepted":
         return 1
     d = rec["probe"]["duration"]
-    return calls_cap(len(plan_chunks(d, select_chunk_duration(d, WF.chunk_duration_options, WF.max_chunks))))
+    n = len(plan_chunks(d, select_chunk_duration(d, WF.chunk_duration_options, WF.max_chunks))) if "1b" in STEPS else 0
+    return calls_cap(n + (2 if "1a" in STEPS else 0))
 
 
 def all_targets():

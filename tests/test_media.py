@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 
 import pytest
@@ -130,3 +131,20 @@ def test_truncated_video_rejected(tmp_path):
     cut.write_bytes(data[: len(data) // 3])
     with pytest.raises(media.MediaError):
         media.probe(str(cut))
+
+
+def test_frames_by_seeking_in_one_process_when_keyframes_are_dense(tmp_path, monkeypatch):
+    dense = tmp_path / "dense.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", clip("bikes.mp4"), "-c:v", "libx264",
+                    "-preset", "ultrafast", "-g", "5", str(dense)], check=True)
+    p = media.probe(str(dense))
+    times = media.sample_times(0, p.duration, 0.5, 60, p.frame_interval)
+    assert media.frames_decoded_by_seeking(p, times) < 0.2 * p.duration * p.fps
+    monkeypatch.setattr(media, "OPEN_INPUT_MS", 0.0)  # make seeking the cheaper plan for this small clip
+    runs = []
+    real = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: runs.append(a[0]) or real(*a, **k))
+    frames = media.sample_frames(p, 0, p.duration, 0.5, 60, str(tmp_path / "f"))
+    assert len(runs) == 1 and runs[0].count("-ss") == len(times) == 5
+    assert [t for t, _ in frames] == [0.0, 2.0, 4.0, 6.0, 8.0]
+    assert all(os.path.getsize(f) > 1000 for _, f in frames)

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import base64
 import email.utils
+import hashlib
 import json
 import logging
 import os
@@ -193,10 +194,13 @@ class ModelClient:
         cache_dir: ``<results_dir>/.cache``; answers go to ``responses/``, Gemini uploads
             to ``uploads/``.
         context: video id and step, used in error messages.
+        slots: held during each request sent, so the calls of all clients sharing it stay
+            within the job's share of ``max_workers`` (Snakemake resources ``vlm_calls`` /
+            ``llm_calls``); cached answers take no slot.
     """
 
     def __init__(self, role: str, block: BackendSettings, workflow: WorkflowSettings, api_key: str,
-                 cache_dir: str, context: str = ""):
+                 cache_dir: str, context: str = "", slots: threading.Semaphore | None = None):
         self.role = role
         self.block = block
         self.workflow = workflow
@@ -206,8 +210,8 @@ class ModelClient:
         self.fingerprint = block.fingerprint()
         self.calls_made = 0
         self._lock = threading.Lock()
-        self._scratch = tempfile.mkdtemp(prefix="vra-")
-        self._frames: dict[tuple, list[tuple[float, str]]] = {}
+        self._slots = slots or threading.Semaphore(1)
+        self.scratch = tempfile.mkdtemp(prefix="vra-")
         self._api_key = api_key
         self._sdk = None
 
@@ -222,7 +226,7 @@ class ModelClient:
 
     def close(self) -> None:
         """Remove the scratch folder of cut clips and frames."""
-        shutil.rmtree(self._scratch, ignore_errors=True)
+        shutil.rmtree(self.scratch, ignore_errors=True)
 
     # ------------------------------------------------------------------ public
 
@@ -234,8 +238,7 @@ class ModelClient:
                 backend/model and the last error; it never contains the API key).
             BlockedError: the backend refused on safety grounds.
         """
-        key = self.cache_key(req)
-        path = os.path.join(self.cache_dir, "responses", key[:2], key + ".json")
+        path = self._cache_path(req)
         cached = read_json(path)
         if cached is not None:
             return Reply(**cached)
@@ -244,7 +247,9 @@ class ModelClient:
         return reply
 
     def cache_key(self, req: Request) -> str:
-        """SHA-256 (hex) of everything that determines the answer to ``req``."""
+        """SHA-256 (hex) of everything that determines the answer to ``req``: backend
+        fingerprint, prompt, answer schema, media identity (content hash and window) and
+        frame sampling. Not the API key, not timeouts."""
         material = {
             "backend": self.fingerprint,
             "prompt": req.prompt,
@@ -253,7 +258,16 @@ class ModelClient:
             "media": req.media.identity() if req.media else None,
             "sampling": self._sampling(req.media) if req.media else None,
         }
-        return short_hash(material) + short_hash([material, "v1"])
+        canonical = json.dumps(material, sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
+
+    def _cache_path(self, req: Request) -> str:
+        key = self.cache_key(req)
+        return os.path.join(self.cache_dir, "responses", key[:2], key + ".json")
+
+    def is_cached(self, req: Request) -> bool:
+        """True when ``req`` would be answered from the cache (no model call)."""
+        return os.path.exists(self._cache_path(req))
 
     # ------------------------------------------------------------------ internals
 
@@ -305,7 +319,9 @@ class ModelClient:
 
     def _attempt(self, req: Request, reasks: list[tuple[str, str]], n: int) -> Reply:
         try:
-            text, usage, finish = self._impl.send(req, reasks)
+            impl = self._impl
+            with self._slots:
+                text, usage, finish = impl.send(req, reasks)
         except _Permanent as exc:
             if exc.upload_gone and n == 1:
                 self._impl.forget_upload(req.media)
@@ -335,16 +351,31 @@ class ModelClient:
     # ------------------------------------------------------------------ media helpers
 
     def frames(self, media: MediaRef) -> list[tuple[float, str]]:
-        """Sampled frames of ``media`` (one ffmpeg process per window, cached per client)."""
+        """Sampled frames of ``media``'s window: ``(time_s, jpeg_path)`` pairs.
+
+        Extracted once per video and window (one ffmpeg process) into
+        ``<cache>/frames/<sha256>-<start>-<end>-<rate>/`` and reused by every call and job
+        (step 0 and step 1a both show a long video's frames twice).
+        """
         wf = self.workflow
         s, e = media.window
-        key = (media.probe.sha256, s, e)
+        rate = mediamod.sample_fps(e - s, wf.long_video_sample_fps, wf.long_video_max_frames)
+        folder = os.path.join(self.cache_dir, "frames", f"{media.probe.sha256[:32]}-{s:.3f}-{e:.3f}-{rate:.6f}")
         with self._lock:
-            if key not in self._frames:
-                out = os.path.join(self._scratch, f"frames-{len(self._frames)}")
-                self._frames[key] = mediamod.sample_frames(media.probe, s, e, wf.long_video_sample_fps,
-                                                           wf.long_video_max_frames, out)
-            return self._frames[key]
+            index = read_json(os.path.join(folder, "frames.json"))
+            if index is None:
+                os.makedirs(os.path.dirname(folder), exist_ok=True)
+                tmp = tempfile.mkdtemp(dir=os.path.dirname(folder), prefix=".tmp-")
+                frames = mediamod.sample_frames(media.probe, s, e, wf.long_video_sample_fps,
+                                                wf.long_video_max_frames, tmp)
+                index = [[t, os.path.basename(path)] for t, path in frames]
+                atomic_write_json(os.path.join(tmp, "frames.json"), index)
+                try:
+                    os.rename(tmp, folder)
+                except OSError:  # another job finished the same frames first
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    index = read_json(os.path.join(folder, "frames.json"))
+            return [(t, os.path.join(folder, name)) for t, name in index]
 
     def clip(self, media: MediaRef) -> str:
         """A local file holding exactly ``media``'s window (cut on demand when not given)."""
@@ -353,7 +384,7 @@ class ModelClient:
         if media.start is None and media.end is None:
             return media.probe.path
         with self._lock:
-            out = tempfile.mkdtemp(dir=self._scratch)
+            out = tempfile.mkdtemp(dir=self.scratch)
         return mediamod.cut_clips(media.probe, [media.window], out)[0].path
 
 

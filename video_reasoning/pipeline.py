@@ -18,7 +18,8 @@ import os
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 
 from video_reasoning import media as mediamod
 from video_reasoning.backends import BlockedError, MediaRef, ModelCallError, ModelClient, Reply, Request, scrub
@@ -36,7 +37,6 @@ _TOL = 1.0  # seconds of slack when checking model timestamps against the durati
 class Job:
     """Everything a step needs about one video."""
 
-    step: str
     vid: str
     settings: Settings
     prompts: PromptSet
@@ -45,13 +45,15 @@ class Job:
     video_path: str = ""
     source: str = ""
     problem: str = ""
-    parallel: int = 1
+    slots: dict = field(default_factory=dict)  # role -> Semaphore of the job's call slots
 
-    def client(self, role: str) -> ModelClient:
+    def client(self, role: str, step: str) -> ModelClient:
+        """A client for ``role`` whose requests share the job's ``role`` call slots."""
         block = getattr(self.settings, role)
+        sem = self.slots.setdefault(role, threading.Semaphore(1))
         return ModelClient(role, block, self.settings.workflow, api_key_for(role, block),
                            os.path.join(self.results_dir, ".cache"),
-                           context=f"video {self.vid} ({self.video_path or self.source}), step {self.step}")
+                           context=f"video {self.vid} ({self.video_path or self.source}), step {step}", slots=sem)
 
     def ask(self, client: ModelClient, key: str, values: dict, media: MediaRef | None = None, check=None) -> Reply:
         prompt = self.prompts.render(key, **values)
@@ -175,7 +177,7 @@ def step0(job: Job) -> dict:
     rec.update(status="accepted", reason="", mode=None if wf.mode == "auto" else wf.mode)
     if "0" not in wf.effective_steps():
         return rec
-    vlm = job.client("vlm")
+    vlm = job.client("vlm", "0")
     try:
         whole = MediaRef(probe)
         filt = job.ask(vlm, "video_filtering", {}, whole)
@@ -196,11 +198,13 @@ def step0(job: Job) -> dict:
 def step1a(job: Job) -> dict:
     """Global caption and dense (timestamped) caption of the whole video by the VLM."""
     probe, mode = _probe_of(job), _mode(job)
-    vlm = job.client("vlm")
+    vlm = job.client("vlm", "1a")
     try:
         whole = MediaRef(probe)
-        g = job.ask(vlm, f"{mode}_global_caption", {}, whole)
-        d = job.ask(vlm, f"{mode}_dense_caption", {}, whole, check=_within(probe.duration))
+        with ThreadPoolExecutor(max_workers=2) as pool:  # independent calls; the job's slots bound them
+            g_f = pool.submit(job.ask, vlm, f"{mode}_global_caption", {}, whole)
+            d_f = pool.submit(job.ask, vlm, f"{mode}_dense_caption", {}, whole, check=_within(probe.duration))
+            g, d = g_f.result(), d_f.result()
     finally:
         vlm.close()
     return {"status": "done", "mode": mode, "global_caption": g.answer["caption"],
@@ -216,12 +220,12 @@ def step1b(job: Job) -> dict:
     windows = mediamod.plan_chunks(probe.duration, chunk_s)
     key = f"{mode}_chunk_caption"
     values = {"chunk_duration": f"{chunk_s:g}"}
-    vlm = job.client("vlm")
+    vlm = job.client("vlm", "1b")
     try:
         refs = [MediaRef(probe, s, e) for s, e in windows]
         if job.settings.vlm.backend == "openai":
             refs = _precut(job, vlm, key, values, refs)
-        with ThreadPoolExecutor(max_workers=max(1, job.parallel)) as pool:
+        with ThreadPoolExecutor(max_workers=len(refs)) as pool:  # the job's slots bound the calls
             replies = list(pool.map(lambda r: job.ask(vlm, key, values, r), refs))
     finally:
         vlm.close()
@@ -236,18 +240,11 @@ def _precut(job: Job, vlm: ModelClient, key: str, values: dict, refs: list[Media
     wf = job.settings.workflow
     prompt = job.prompts.render(key, **values)
     short = [r for r in refs if r.length <= wf.long_video_threshold_sec]
-    pending = [r for r in short if not os.path.exists(vlm_cache_path(vlm, Request(
-        key, prompt, model_for_key(key), job.prompts.tao_format, r)))]
-    if not pending:
+    if all(vlm.is_cached(Request(key, prompt, model_for_key(key), job.prompts.tao_format, r)) for r in short):
         return refs
-    out = tempfile.mkdtemp(dir=vlm._scratch)
+    out = tempfile.mkdtemp(dir=vlm.scratch)
     clips = mediamod.cut_clips(refs[0].probe, [r.window for r in refs], out)
     return [MediaRef(r.probe, r.start, r.end, clip_path=c.path) for r, c in zip(refs, clips)]
-
-
-def vlm_cache_path(client: ModelClient, req: Request) -> str:
-    key = client.cache_key(req)
-    return os.path.join(client.cache_dir, "responses", key[:2], key + ".json")
 
 
 def step1c(job: Job) -> dict:
@@ -258,14 +255,14 @@ def step1c(job: Job) -> dict:
     if mode != "anomaly":
         return {"status": "not_applicable", "reason": "normal video", "calls": []}
     ctx = _context(job)
-    llm = job.client("llm")
+    llm = job.client("llm", "1c")
     try:
         t = job.ask(llm, "highlight_timestamp_extraction", ctx, check=_within(probe.duration))
     finally:
         llm.close()
     anomaly = min(max(t.answer["anomaly_time_sec"], 0.0), probe.duration)
     start, end = mediamod.highlight_window(anomaly, probe.duration, wf.highlight_before_sec, wf.highlight_after_sec)
-    vlm = job.client("vlm")
+    vlm = job.client("vlm", "1c")
     try:
         values = {"anomaly_time": f"{anomaly:.1f}", "start_time": f"{start:.1f}", "end_time": f"{end:.1f}",
                   "duration": f"{end - start:.1f}"}
@@ -279,7 +276,7 @@ def step1c(job: Job) -> dict:
 def step2(job: Job) -> dict:
     """The LLM's structured description of the video from all captions."""
     probe, mode = _probe_of(job), _mode(job)
-    llm = job.client("llm")
+    llm = job.client("llm", "2")
     try:
         r = job.ask(llm, f"{mode}_description", _context(job), check=_within(probe.duration))
     finally:
@@ -291,9 +288,9 @@ def step3(job: Job, qa_types: list[str]) -> dict[str, dict]:
     """QA items with reasoning, one LLM call per QA type, up to ``parallel`` at once."""
     probe, mode = _probe_of(job), _mode(job)
     ctx = _context(job)
-    llm = job.client("llm")
+    llm = job.client("llm", "3")
     try:
-        with ThreadPoolExecutor(max_workers=max(1, job.parallel)) as pool:
+        with ThreadPoolExecutor(max_workers=len(qa_types)) as pool:  # the job's slots bound the calls
             replies = list(pool.map(
                 lambda q: job.ask(llm, qa_prompt_key(mode, q), ctx, check=_within(probe.duration)), qa_types))
     finally:
@@ -324,8 +321,17 @@ def run_steps(job: Job, outputs: dict[str, str], job_name: str) -> None:
     rejected upstream gets ``skipped`` records at no cost; a safety block is recorded as
     ``blocked`` and passed on as a skip.
     """
-    for step in JOB_STEPS[job_name]:
-        job.step = step
+    steps = list(JOB_STEPS[job_name])
+    if job_name == "1":  # 1a and 1b are independent: run them side by side
+        wanted = [s for s in ("1a", "1b") if "step" + s in outputs]
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            futures = {s: pool.submit(_run_one, job, s) for s in wanted}
+            records = {s: f.result() for s, f in futures.items()}
+        for s in wanted:
+            atomic_write_json(outputs["step" + s], records[s])
+            job.inputs["step" + s] = records[s]
+        steps = ["1c"]
+    for step in steps:
         if step == "0":
             atomic_write_json(outputs["record"], step0(job))
             continue
@@ -347,17 +353,21 @@ def run_steps(job: Job, outputs: dict[str, str], job_name: str) -> None:
         name = "step" + step
         if name not in outputs:
             continue
-        problem = _upstream_problem(job)
-        if problem:
-            record = {"status": "skipped", "reason": problem, "calls": []}
-        else:
-            try:
-                record = _RUN[step](job)
-            except BlockedError as exc:
-                log.error("%s", exc)
-                record = {"status": "blocked", "reason": str(exc), "calls": []}
+        record = _run_one(job, step)
         atomic_write_json(outputs[name], record)
         job.inputs[name] = record
+
+
+def _run_one(job: Job, step: str) -> dict:
+    """The record of one sub-step: skipped (upstream problem), blocked, or its result."""
+    problem = _upstream_problem(job)
+    if problem:
+        return {"status": "skipped", "reason": problem, "calls": []}
+    try:
+        return _RUN[step](job)
+    except BlockedError as exc:
+        log.error("%s", exc)
+        return {"status": "blocked", "reason": str(exc), "calls": []}
 
 
 def run_job(smk, job_name: str) -> None:
@@ -376,9 +386,11 @@ def run_job(smk, job_name: str) -> None:
     if expected and prompts.digest(expected) != expected:
         sys.exit(f"video {smk.wildcards.vid}: the prompts changed while the workflow ran; run snakemake again")
     inputs = {name: read_json(path) for name, path in smk.input.items() if name.startswith("step")}
-    job = Job(step=job_name, vid=smk.wildcards.vid, settings=settings, prompts=prompts, results_dir=results_dir,
+    slots = {role: threading.Semaphore(max(1, int(smk.resources.get(f"{role}_calls", 0) or 0)))
+             for role in ("vlm", "llm")}
+    job = Job(vid=smk.wildcards.vid, settings=settings, prompts=prompts, results_dir=results_dir,
               inputs=inputs, video_path=smk.params.video, source=smk.params.source, problem=smk.params.problem,
-              parallel=int(smk.resources.get("vlm_calls", 0) or smk.resources.get("llm_calls", 0) or 1))
+              slots=slots)
     outputs = {"record": smk.output[0]} if job_name == "0" else dict(smk.output.items())
     marker = failure_marker(results_dir, job_name, job.vid)
     try:
