@@ -47,8 +47,11 @@ LONG = {
     "long_video_max_frames": WF.long_video_max_frames,
 }
 
-# max_workers caps concurrent model calls per backend across all running jobs: each
-# model-calling job holds vlm_calls/llm_calls units of these global resources.
+# max_workers caps concurrent model calls per backend across all running jobs: each model
+# job holds one unit of vlm_calls/llm_calls (so at most max_workers model jobs per backend
+# run, locally or on a cluster), and inside the jobs every call holds one of max_workers
+# machine-wide call slots (video_reasoning.backends.CallSlots), so jobs can fire their
+# independent calls (chunks, QA types) side by side without exceeding the cap.
 for _name in ("vlm_calls", "llm_calls"):
     if _name not in workflow.global_resources:
         workflow.register_resource(_name, WF.max_workers)
@@ -84,25 +87,6 @@ def upstream(*steps):
 def prompt_params(*steps):
     """Hashes of the prompt templates the steps may use: editing one reruns their jobs."""
     return PROMPTS.digest([k for s in steps if s in STEPS for k in step_prompt_keys(s, SETTINGS)])
-
-
-def calls_cap(n):
-    return max(1, min(WF.max_workers, n))
-
-
-def chunk_slots(wildcards, input):
-    """VLM call slots of a step-1 job: one per chunk plus the two caption calls of 1a
-    (they run side by side), at most max_workers."""
-    import json
-    from video_reasoning.media import plan_chunks, select_chunk_duration
-
-    with open(input.step0, encoding="utf-8") as fh:
-        rec = json.load(fh)
-    if rec.get("status") != "accepted":
-        return 1
-    d = rec["probe"]["duration"]
-    n = len(plan_chunks(d, select_chunk_duration(d, WF.chunk_duration_options, WF.max_chunks))) if "1b" in STEPS else 0
-    return calls_cap(n + (2 if "1a" in STEPS else 0))
 
 
 def all_targets():

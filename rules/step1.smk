@@ -24,7 +24,7 @@ rule step1_caption:
             **LONG,
         },
     resources:
-        vlm_calls=chunk_slots,
+        vlm_calls=1,
         llm_calls=1 if "1c" in STEPS else 0,
     log:
         f"{R}/logs/step_1/{{vid}}.log",

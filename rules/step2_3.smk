@@ -1,7 +1,8 @@
 # Steps 2 and 3 (LLM), one job per video: the structured description from the captions,
-# then QA items with reasoning traces, one file per QA type (up to max_workers calls at
-# once). The response cache makes a rerun after one prompt edit pay only for the calls
-# whose prompt changed.
+# then QA items with reasoning traces, one file per QA type (the QA calls side by side).
+# The response cache makes a rerun after one prompt edit pay only for the calls whose
+# prompt changed. Priority 1: a video's LLM work starts as soon as its captions are done,
+# so both backends stay busy.
 
 
 rule step23_qa:
@@ -16,8 +17,9 @@ rule step23_qa:
         problem="",
         prompts=prompt_params("2", "3"),
         llm=LLM,
+    priority: 1
     resources:
-        llm_calls=calls_cap(len(QA_TYPES)),
+        llm_calls=1,
     log:
         f"{R}/logs/step_2_3/{{vid}}.log",
     conda:

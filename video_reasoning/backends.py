@@ -23,7 +23,9 @@ SDK retries are switched off so this is the one retry policy (the Gemini SDK's i
 from __future__ import annotations
 
 import base64
+import contextlib
 import email.utils
+import fcntl
 import hashlib
 import json
 import logging
@@ -155,6 +157,54 @@ class Reply:
                 "attempts": self.attempts, "raw": self.raw}
 
 
+class CallSlots:
+    """A counting semaphore over processes: at most ``n`` holders at once, machine-wide.
+
+    One lock file per slot under ``folder``, taken with ``fcntl.flock`` (released by the
+    kernel if the holder dies, so a killed job never leaks a slot). Every job of a run
+    shares the folder, so ``max_workers`` bounds the calls of all running jobs together
+    while each job fires its independent calls side by side. Snakemake resources
+    (``vlm_calls``/``llm_calls``) additionally bound how many model jobs run at once,
+    which is what holds the cap on a cluster whose filesystem ignores locks.
+    """
+
+    def __init__(self, folder: str, n: int, poll_s: float = 0.02):
+        os.makedirs(folder, exist_ok=True)
+        self.paths = [os.path.join(folder, f"slot-{i}.lock") for i in range(max(1, n))]
+        self.poll_s = poll_s
+
+    @contextlib.contextmanager
+    def hold(self):
+        """Wait for a free slot and hold it for the ``with`` block."""
+        while True:
+            for path in random.sample(self.paths, len(self.paths)):
+                fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    os.close(fd)
+                    continue
+                try:
+                    yield
+                finally:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
+                    os.close(fd)
+                return
+            time.sleep(self.poll_s * (0.5 + random.random()))
+
+
+class _ThreadSlots:
+    """In-process stand-in for :class:`CallSlots` (one call at a time)."""
+
+    def __init__(self):
+        self._sem = threading.Semaphore(1)
+
+    @contextlib.contextmanager
+    def hold(self):
+        with self._sem:
+            yield
+
+
 def scrub(text: str, secrets: list[str]) -> str:
     """``text`` with every secret replaced by ``***``."""
     for s in secrets:
@@ -194,13 +244,13 @@ class ModelClient:
         cache_dir: ``<results_dir>/.cache``; answers go to ``responses/``, Gemini uploads
             to ``uploads/``.
         context: video id and step, used in error messages.
-        slots: held during each request sent, so the calls of all clients sharing it stay
-            within the job's share of ``max_workers`` (Snakemake resources ``vlm_calls`` /
-            ``llm_calls``); cached answers take no slot.
+        slots: a slot is held during each request sent, so the calls of every client
+            sharing the slots stay within ``max_workers``; cached answers take none. Default:
+            one call at a time.
     """
 
     def __init__(self, role: str, block: BackendSettings, workflow: WorkflowSettings, api_key: str,
-                 cache_dir: str, context: str = "", slots: threading.Semaphore | None = None):
+                 cache_dir: str, context: str = "", slots: CallSlots | None = None):
         self.role = role
         self.block = block
         self.workflow = workflow
@@ -210,7 +260,7 @@ class ModelClient:
         self.fingerprint = block.fingerprint()
         self.calls_made = 0
         self._lock = threading.Lock()
-        self._slots = slots or threading.Semaphore(1)
+        self._slots = slots or _ThreadSlots()
         self.scratch = tempfile.mkdtemp(prefix="vra-")
         self._api_key = api_key
         self._sdk = None
@@ -320,7 +370,7 @@ class ModelClient:
     def _attempt(self, req: Request, reasks: list[tuple[str, str]], n: int) -> Reply:
         try:
             impl = self._impl
-            with self._slots:
+            with self._slots.hold():
                 text, usage, finish = impl.send(req, reasks)
         except _Permanent as exc:
             if exc.upload_gone and n == 1:

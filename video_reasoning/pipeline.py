@@ -18,11 +18,10 @@ import os
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from video_reasoning import media as mediamod
-from video_reasoning.backends import BlockedError, MediaRef, ModelCallError, ModelClient, Reply, Request, scrub
+from video_reasoning.backends import BlockedError, CallSlots, MediaRef, ModelCallError, ModelClient, Reply, Request, scrub
 from video_reasoning.config import Settings, api_key_for, secrets_in_use, settings_from_config
 from video_reasoning.models import model_for_key
 from video_reasoning.prompts import PromptSet, load_prompts, qa_prompt_key
@@ -45,15 +44,15 @@ class Job:
     video_path: str = ""
     source: str = ""
     problem: str = ""
-    slots: dict = field(default_factory=dict)  # role -> Semaphore of the job's call slots
 
     def client(self, role: str, step: str) -> ModelClient:
-        """A client for ``role`` whose requests share the job's ``role`` call slots."""
+        """A client for ``role`` whose requests hold one of the run's ``max_workers`` call
+        slots of that role (shared by all jobs through ``<cache>/slots/<role>/``)."""
         block = getattr(self.settings, role)
-        sem = self.slots.setdefault(role, threading.Semaphore(1))
-        return ModelClient(role, block, self.settings.workflow, api_key_for(role, block),
-                           os.path.join(self.results_dir, ".cache"),
-                           context=f"video {self.vid} ({self.video_path or self.source}), step {step}", slots=sem)
+        cache = os.path.join(self.results_dir, ".cache")
+        slots = CallSlots(os.path.join(cache, "slots", role), self.settings.workflow.max_workers)
+        return ModelClient(role, block, self.settings.workflow, api_key_for(role, block), cache,
+                           context=f"video {self.vid} ({self.video_path or self.source}), step {step}", slots=slots)
 
     def ask(self, client: ModelClient, key: str, values: dict, media: MediaRef | None = None, check=None) -> Reply:
         prompt = self.prompts.render(key, **values)
@@ -201,7 +200,7 @@ def step1a(job: Job) -> dict:
     vlm = job.client("vlm", "1a")
     try:
         whole = MediaRef(probe)
-        with ThreadPoolExecutor(max_workers=2) as pool:  # independent calls; the job's slots bound them
+        with ThreadPoolExecutor(max_workers=2) as pool:  # independent calls; the call slots bound them
             g_f = pool.submit(job.ask, vlm, f"{mode}_global_caption", {}, whole)
             d_f = pool.submit(job.ask, vlm, f"{mode}_dense_caption", {}, whole, check=_within(probe.duration))
             g, d = g_f.result(), d_f.result()
@@ -225,7 +224,7 @@ def step1b(job: Job) -> dict:
         refs = [MediaRef(probe, s, e) for s, e in windows]
         if job.settings.vlm.backend == "openai":
             refs = _precut(job, vlm, key, values, refs)
-        with ThreadPoolExecutor(max_workers=len(refs)) as pool:  # the job's slots bound the calls
+        with ThreadPoolExecutor(max_workers=len(refs)) as pool:  # the call slots bound the calls
             replies = list(pool.map(lambda r: job.ask(vlm, key, values, r), refs))
     finally:
         vlm.close()
@@ -290,7 +289,7 @@ def step3(job: Job, qa_types: list[str]) -> dict[str, dict]:
     ctx = _context(job)
     llm = job.client("llm", "3")
     try:
-        with ThreadPoolExecutor(max_workers=len(qa_types)) as pool:  # the job's slots bound the calls
+        with ThreadPoolExecutor(max_workers=len(qa_types)) as pool:  # the call slots bound the calls
             replies = list(pool.map(
                 lambda q: job.ask(llm, qa_prompt_key(mode, q), ctx, check=_within(probe.duration)), qa_types))
     finally:
@@ -386,11 +385,8 @@ def run_job(smk, job_name: str) -> None:
     if expected and prompts.digest(expected) != expected:
         sys.exit(f"video {smk.wildcards.vid}: the prompts changed while the workflow ran; run snakemake again")
     inputs = {name: read_json(path) for name, path in smk.input.items() if name.startswith("step")}
-    slots = {role: threading.Semaphore(max(1, int(smk.resources.get(f"{role}_calls", 0) or 0)))
-             for role in ("vlm", "llm")}
     job = Job(vid=smk.wildcards.vid, settings=settings, prompts=prompts, results_dir=results_dir,
-              inputs=inputs, video_path=smk.params.video, source=smk.params.source, problem=smk.params.problem,
-              slots=slots)
+              inputs=inputs, video_path=smk.params.video, source=smk.params.source, problem=smk.params.problem)
     outputs = {"record": smk.output[0]} if job_name == "0" else dict(smk.output.items())
     marker = failure_marker(results_dir, job_name, job.vid)
     try:
