@@ -28,7 +28,6 @@ from video_reasoning.prompts import PromptSet, load_prompts, qa_prompt_key
 from video_reasoning.store import atomic_write_json, read_json
 
 log = logging.getLogger("video_reasoning")
-STEP_DIRS = {"0": "step_0", "1a": "step_1a", "1b": "step_1b", "1c": "step_1c", "2": "step_2", "3": "step_3"}
 _TOL = 1.0  # seconds of slack when checking model timestamps against the duration
 
 
@@ -61,12 +60,6 @@ class Job:
 
 
 # ---------------------------------------------------------------- shared helpers
-
-
-def mmss(seconds: float) -> str:
-    """``MM:SS`` (minutes may exceed 59), the time format of TAO's temporal answers."""
-    s = max(0, int(round(seconds)))
-    return f"{s // 60:02d}:{s % 60:02d}"
 
 
 def _probe_of(job: Job) -> mediamod.Probe:
@@ -102,11 +95,12 @@ def _within(duration: float):
 
 
 def render_events(events: list[dict]) -> str:
-    """Timestamped events as prompt text, one ``[MM:SS-MM:SS] description`` line each."""
+    """Timestamped events as prompt text, one ``[start-end s] description`` line each
+    (seconds, the unit the answer schemas ask for)."""
     lines = []
     for e in events:
         if e.get("end_sec", 0) > 0:
-            lines.append(f"[{mmss(e['start_sec'])}-{mmss(e['end_sec'])}] {e['description']}")
+            lines.append(f"[{e['start_sec']:.1f}-{e['end_sec']:.1f} s] {e['description']}")
         else:
             lines.append(e["description"])
     return "\n".join(lines) or "N/A"
