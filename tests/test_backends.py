@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,55 @@ def test_openai_clips_and_frames(make_client, standin, long_video):
     lp = media.probe(long_video)
     ask(client, prompt="long", model=CaptionAnswer, media_ref=MediaRef(lp))
     assert standin.calls("openai")[-1]["media"] == ["image_url"] * 35
+
+
+def test_call_slots_cap_holders_across_threads_and_processes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from video_reasoning.backends import CallSlots
+
+    slots = CallSlots(str(tmp_path / "slots"), 2)
+    live, peak, lock = [0], [0], threading.Lock()
+
+    def work():
+        with slots.hold():
+            with lock:
+                live[0] += 1
+                peak[0] = max(peak[0], live[0])
+            time.sleep(0.1)
+            with lock:
+                live[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert peak[0] == 2
+    # a process killed while holding a slot does not leak it
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; sys.path.insert(0, %r)\n"
+        "from video_reasoning.backends import CallSlots\n"
+        "s = CallSlots(%r, 2)\n"
+        "with s.hold():\n    print('held', flush=True); time.sleep(60)\n") % (str(Path(__file__).parent.parent),
+                                                                            str(tmp_path / "slots"))],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    start = time.monotonic()
+    done = threading.Event()
+    release = threading.Event()
+
+    def take_both():
+        with slots.hold(), slots.hold():
+            done.set()
+            release.wait(10)
+
+    threading.Thread(target=take_both, daemon=True).start()
+    assert not done.wait(0.3)          # one slot is taken by the other process
+    holder.send_signal(signal.SIGKILL)
+    holder.wait()
+    assert done.wait(5) and time.monotonic() - start < 5
+    release.set()

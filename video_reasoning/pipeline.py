@@ -323,10 +323,13 @@ def run_steps(job: Job, outputs: dict[str, str], job_name: str) -> None:
         for s in wanted:
             atomic_write_json(outputs["step" + s], records[s])
             job.inputs["step" + s] = records[s]
+            log.info("video %s, step %s: %s %s", job.vid, s, records[s]["status"], records[s].get("reason", ""))
         steps = ["1c"]
     for step in steps:
         if step == "0":
-            atomic_write_json(outputs["record"], step0(job))
+            record = step0(job)
+            atomic_write_json(outputs["record"], record)
+            log.info("video %s, step 0: %s %s", job.vid, record["status"], record.get("reason", ""))
             continue
         if step == "3":
             names = {name[3:]: path for name, path in outputs.items() if name.startswith("qa_")}
@@ -349,6 +352,7 @@ def run_steps(job: Job, outputs: dict[str, str], job_name: str) -> None:
         record = _run_one(job, step)
         atomic_write_json(outputs[name], record)
         job.inputs[name] = record
+        log.info("video %s, step %s: %s %s", job.vid, step, record["status"], record.get("reason", ""))
 
 
 def _run_one(job: Job, step: str) -> dict:
