@@ -256,22 +256,9 @@ class StandIn:
         self._record(kind="gemini", model=model, prompt=prompt, media_sha=sha, video_metadata=meta, schema=schema,
                      media_resolution=cfg.get("mediaResolution"), turns=len(body["contents"]), bytes=len(raw))
         text = self._answer(schema, prompt, sha)
-        slot = "media" if media else "text"
-        with self.lock:
-            self.in_flight[slot] += 1
-            self.max_in_flight[slot] = max(self.max_in_flight[slot], self.in_flight[slot])
-        try:
-            if self.latency:
-                time.sleep(self.latency)
-            if self._reply_fault(h, self._next_fault(sha), "gemini", text):
-                return
-            h._send(200, {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]},
-                                          "finishReason": "STOP"}],
-                          "usageMetadata": {"promptTokenCount": len(prompt) // 4 + 1,
-                                            "candidatesTokenCount": len(text) // 4 + 1}})
-        finally:
-            with self.lock:
-                self.in_flight[slot] -= 1
+        ok = {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
+              "usageMetadata": {"promptTokenCount": len(prompt) // 4 + 1, "candidatesTokenCount": len(text) // 4 + 1}}
+        self._respond(h, "gemini", bool(media), sha, text, ok)
 
     def _openai(self, h, raw):
         auth = h.headers.get("Authorization", "")
@@ -296,21 +283,24 @@ class StandIn:
                      media_bytes=media_bytes,
                      turns=len(body["messages"]), bytes=len(raw))
         text = self._answer(schema, prompt, sha)
-        slot = "media" if kinds else "text"
+        ok = {"id": "chatcmpl-standin", "object": "chat.completion", "created": 0, "model": body.get("model"),
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+              "usage": {"prompt_tokens": len(prompt) // 4 + 1, "completion_tokens": len(text) // 4 + 1,
+                        "total_tokens": len(prompt) // 4 + len(text) // 4 + 2}}
+        self._respond(h, "openai", bool(kinds), sha, text, ok)
+
+    def _respond(self, h, kind: str, with_media: bool, sha: str | None, text: str, ok: dict) -> None:
+        """Answer a model call after ``latency`` seconds: ``ok``, or the next scripted fault.
+        Tracks calls in flight, with and without video, for the concurrency tests."""
+        slot = "media" if with_media else "text"
         with self.lock:
             self.in_flight[slot] += 1
             self.max_in_flight[slot] = max(self.max_in_flight[slot], self.in_flight[slot])
         try:
             if self.latency:
                 time.sleep(self.latency)
-            if self._reply_fault(h, self._next_fault(sha), "openai", text):
-                return
-            h._send(200, {"id": "chatcmpl-standin", "object": "chat.completion", "created": 0,
-                          "model": body.get("model"),
-                          "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                                       "finish_reason": "stop"}],
-                          "usage": {"prompt_tokens": len(prompt) // 4 + 1, "completion_tokens": len(text) // 4 + 1,
-                                    "total_tokens": len(prompt) // 4 + len(text) // 4 + 2}})
+            if not self._reply_fault(h, self._next_fault(sha), kind, text):
+                h._send(200, ok)
         finally:
             with self.lock:
                 self.in_flight[slot] -= 1
