@@ -9,8 +9,7 @@ min_version("9.19")
 
 
 include: "rules/common.smk"
-include: "rules/step0.smk"
-include: "rules/step1.smk"
+include: "rules/step0_1.smk"
 include: "rules/step2_3.smk"
 include: "rules/step4.smk"
 

@@ -183,6 +183,9 @@ def step0(job: Job) -> dict:
             rec["calls"].append(cls.record())
             rec["classification"] = cls.answer
             rec["mode"] = cls.answer["label"]
+    except BlockedError as exc:
+        log.error("%s", exc)
+        return {**rec, "status": "blocked", "reason": str(exc)}
     finally:
         vlm.close()
     return rec
@@ -303,7 +306,7 @@ def failure_marker(results_dir: str, job_name: str, vid: str) -> str:
 
 
 #: Sub-steps run by each per-video job, in order, with their functions.
-JOB_STEPS = {"0": ("0",), "1": ("1a", "1b", "1c"), "23": ("2", "3")}
+JOB_STEPS = {"01": ("0", "1a", "1b", "1c"), "23": ("2", "3")}
 _RUN = {"1a": step1a, "1b": step1b, "1c": step1c, "2": step2}
 
 
@@ -315,7 +318,12 @@ def run_steps(job: Job, outputs: dict[str, str], job_name: str) -> None:
     ``blocked`` and passed on as a skip.
     """
     steps = list(JOB_STEPS[job_name])
-    if job_name == "1":  # 1a and 1b are independent: run them side by side
+    if job_name == "01":
+        record = step0(job)
+        atomic_write_json(outputs["step0"], record)
+        job.inputs["step0"] = record
+        log.info("video %s, step 0: %s %s", job.vid, record["status"], record.get("reason", ""))
+        # 1a and 1b are independent: run them side by side
         wanted = [s for s in ("1a", "1b") if "step" + s in outputs]
         with ThreadPoolExecutor(max_workers=2) as pool:
             futures = {s: pool.submit(_run_one, job, s) for s in wanted}
@@ -326,11 +334,6 @@ def run_steps(job: Job, outputs: dict[str, str], job_name: str) -> None:
             log.info("video %s, step %s: %s %s", job.vid, s, records[s]["status"], records[s].get("reason", ""))
         steps = ["1c"]
     for step in steps:
-        if step == "0":
-            record = step0(job)
-            atomic_write_json(outputs["record"], record)
-            log.info("video %s, step 0: %s %s", job.vid, record["status"], record.get("reason", ""))
-            continue
         if step == "3":
             names = {name[3:]: path for name, path in outputs.items() if name.startswith("qa_")}
             if not names:
@@ -368,8 +371,8 @@ def _run_one(job: Job, step: str) -> dict:
 
 
 def run_job(smk, job_name: str) -> None:
-    """Run one per-video job (``"0"``, ``"1"`` = 1a-1c, ``"23"`` = 2-3) for the Snakemake
-    job ``smk`` and write its outputs.
+    """Run one per-video job (``"01"`` = steps 0, 1a-1c; ``"23"`` = steps 2-3) for the
+    Snakemake job ``smk`` and write its outputs.
 
     Exits non-zero with one message naming video, step, backend/model and the last error
     when a model call fails for good; the error is also recorded for ``summary.json``.
@@ -385,7 +388,7 @@ def run_job(smk, job_name: str) -> None:
     inputs = {name: read_json(path) for name, path in smk.input.items() if name.startswith("step")}
     job = Job(vid=smk.wildcards.vid, settings=settings, prompts=prompts, results_dir=results_dir,
               inputs=inputs, video_path=smk.params.video, source=smk.params.source, problem=smk.params.problem)
-    outputs = {"record": smk.output[0]} if job_name == "0" else dict(smk.output.items())
+    outputs = dict(smk.output.items())
     marker = failure_marker(results_dir, job_name, job.vid)
     try:
         run_steps(job, outputs, job_name)
