@@ -211,6 +211,7 @@ def test_max_workers_caps_concurrent_calls_per_backend(tmp_path, standin):
 
 def test_steps_and_mode_select_work_and_backend_changes_rerun_their_work(tmp_path, standin):
     copy(clip("bikes.mp4"), tmp_path / "videos" / "bikes.mp4")
+    (tmp_path / "videos" / "notes.mp4").write_text("not a video")
     vra = {"data": {"video_root": "videos"}, "workflow": {"mode": "anomaly", "steps": ["1a", "2", "3", "4"],
                                                           "qa_types": ["bcq", "temporal_localization"]}}
     write_spec(tmp_path, vra)
@@ -222,8 +223,10 @@ def test_steps_and_mode_select_work_and_backend_changes_rerun_their_work(tmp_pat
     assert not (results / "step_1b").exists() and not (results / "step_1c").exists()
     assert sorted(p.name for p in (results / "step_4_output").glob("*.json")) == [
         "bcq.json", "bcq_openended.json", "temporal_localization.json"]
-    s0 = load(next((results / "step_0").glob("*.json")))
+    s0 = load(next((results / "step_0").glob("bikes-*.json")))
     assert s0["mode"] == "anomaly" and s0["calls"] == []
+    status = {Path(v["path"]).name: v["status"] for v in load(results / "summary.json")["videos"]}
+    assert status == {"bikes.mp4": "annotated", "notes.mp4": "rejected"}  # even without step 0 in steps
     # a new LLM temperature reruns the LLM's work only
     standin.reset()
     vra["llm"] = {"backend": "gemini", "gemini": {"temperature": 0.9}}

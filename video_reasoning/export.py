@@ -191,7 +191,9 @@ def write_summary(results_dir: str, videos: list[tuple[str, str, str]], qa_types
     for vid, path, source in videos:
         entry = {"video_id": vid, "path": path, "source": source, "calls": {}, "tokens": {}, "items": {}}
         status, reason = "pending", ""
-        records = {s: read_json(os.path.join(results_dir, d, vid + ".json")) for s, d in step_dirs.items() if s in steps}
+        # step 0's file (the probe) is written whichever steps run
+        records = {s: read_json(os.path.join(results_dir, d, vid + ".json"))
+                   for s, d in step_dirs.items() if s == "0" or s in steps}
         for q in qa_types:
             records[f"3:{q}"] = read_json(os.path.join(results_dir, "step_3", q, vid + ".json")) if "3" in steps else None
         failures = [read_json(str(f))["error"] for f in sorted(Path(results_dir, "failures").glob(f"*/{vid}.json"))]
