@@ -257,7 +257,6 @@ class ModelClient:
         self.cache_dir = cache_dir
         self.context = context
         self.fingerprint = block.fingerprint()
-        self.calls_made = 0
         self._lock = threading.Lock()
         self._slots = slots or _ThreadSlots()
         self.scratch = tempfile.mkdtemp(prefix="vra-")
@@ -376,7 +375,6 @@ class ModelClient:
                 self._impl.forget_upload(req.media)
                 raise RetryableError(f"uploaded file is gone, re-uploading ({exc})") from None
             raise
-        self.calls_made += 1
         if finish == "blocked":
             raise BlockedError(f"the backend blocked the answer on safety grounds ({text or 'no text'})")
         if finish == "length":

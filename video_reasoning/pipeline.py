@@ -305,57 +305,51 @@ def failure_marker(results_dir: str, job_name: str, vid: str) -> str:
     return os.path.join(results_dir, "failures", f"step_{job_name}", vid + ".json")
 
 
-#: Sub-steps run by each per-video job, in order, with their functions.
-JOB_STEPS = {"01": ("0", "1a", "1b", "1c"), "23": ("2", "3")}
 _RUN = {"1a": step1a, "1b": step1b, "1c": step1c, "2": step2}
+
+
+def _finish(job: Job, outputs: dict[str, str], step: str, record: dict) -> None:
+    """Write a sub-step's record to its output and hand it to the later sub-steps."""
+    atomic_write_json(outputs["step" + step], record)
+    job.inputs["step" + step] = record
+    log.info("video %s, step %s: %s %s", job.vid, step, record["status"], record.get("reason", ""))
 
 
 def run_steps(job: Job, outputs: dict[str, str], job_name: str) -> None:
     """Run the sub-steps of one job whose outputs are wanted, each written as soon as done.
 
-    A later sub-step reads the records of earlier ones (e.g. 1c reads 1a and 1b). A video
-    rejected upstream gets ``skipped`` records at no cost; a safety block is recorded as
-    ``blocked`` and passed on as a skip.
+    Job ``"01"``: step 0, then 1a and 1b side by side (they are independent), then 1c.
+    Job ``"23"``: step 2, then step 3 (one output per QA type). A later sub-step reads the
+    records of earlier ones (e.g. 1c reads 1a and 1b). A video rejected upstream gets
+    ``skipped`` records at no cost; a safety block is recorded as ``blocked`` and passed on
+    as a skip.
     """
-    steps = list(JOB_STEPS[job_name])
     if job_name == "01":
-        record = step0(job)
-        atomic_write_json(outputs["step0"], record)
-        job.inputs["step0"] = record
-        log.info("video %s, step 0: %s %s", job.vid, record["status"], record.get("reason", ""))
-        # 1a and 1b are independent: run them side by side
+        _finish(job, outputs, "0", step0(job))
         wanted = [s for s in ("1a", "1b") if "step" + s in outputs]
         with ThreadPoolExecutor(max_workers=2) as pool:
             futures = {s: pool.submit(_run_one, job, s) for s in wanted}
             records = {s: f.result() for s, f in futures.items()}
         for s in wanted:
-            atomic_write_json(outputs["step" + s], records[s])
-            job.inputs["step" + s] = records[s]
-            log.info("video %s, step %s: %s %s", job.vid, s, records[s]["status"], records[s].get("reason", ""))
-        steps = ["1c"]
-    for step in steps:
-        if step == "3":
-            names = {name[3:]: path for name, path in outputs.items() if name.startswith("qa_")}
-            if not names:
-                continue
-            problem = _upstream_problem(job)
-            try:
-                results = ({q: {"status": "skipped", "reason": problem, "qa_type": q, "items": [], "calls": []}
-                            for q in names} if problem else step3(job, list(names)))
-            except BlockedError as exc:
-                log.error("%s", exc)
-                results = {q: {"status": "blocked", "reason": str(exc), "qa_type": q, "items": [], "calls": []}
-                           for q in names}
-            for q, path in names.items():
-                atomic_write_json(path, results[q])
-            continue
-        name = "step" + step
-        if name not in outputs:
-            continue
-        record = _run_one(job, step)
-        atomic_write_json(outputs[name], record)
-        job.inputs[name] = record
-        log.info("video %s, step %s: %s %s", job.vid, step, record["status"], record.get("reason", ""))
+            _finish(job, outputs, s, records[s])
+        later = ["1c"]
+    else:
+        later = ["2"]
+    for step in later:
+        if "step" + step in outputs:
+            _finish(job, outputs, step, _run_one(job, step))
+    names = {name[3:]: path for name, path in outputs.items() if name.startswith("qa_")}
+    if names:
+        problem = _upstream_problem(job)
+        try:
+            results = ({q: {"status": "skipped", "reason": problem, "qa_type": q, "items": [], "calls": []}
+                        for q in names} if problem else step3(job, list(names)))
+        except BlockedError as exc:
+            log.error("%s", exc)
+            results = {q: {"status": "blocked", "reason": str(exc), "qa_type": q, "items": [], "calls": []}
+                       for q in names}
+        for q, path in names.items():
+            atomic_write_json(path, results[q])
 
 
 def _run_one(job: Job, step: str) -> dict:
