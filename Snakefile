@@ -9,20 +9,12 @@ min_version("9.19")
 
 
 include: "rules/common.smk"
-include: "rules/step0_1.smk"
-include: "rules/step2_3.smk"
-include: "rules/step4.smk"
+include: "rules/caption_video.smk"
+include: "rules/write_qa.smk"
+include: "rules/dataset.smk"
 
 
 rule all:
+    default_target: True
     input:
         all_targets(),
-    default_target: True
-
-
-onsuccess:
-    summarize()
-
-
-onerror:
-    summarize()

@@ -33,11 +33,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests"))  # the shared test helpers: tests/support
 
-from conftest import clip, sha256  # noqa: E402
-from standin import StandIn  # noqa: E402
+from support import StandIn, clip, sha256  # noqa: E402
 from video_reasoning import media  # noqa: E402
 
 OUT = HERE / "out"
@@ -277,7 +275,8 @@ def main() -> None:
             line = f"   {name:8s} {n} chunks  ours {r['ours_wall']:7.2f} s wall {r['ours_cpu']:7.2f} s CPU"
             if "ref_wall" in r:
                 line += (f" | reference {r['ref_wall']:7.2f} s wall {r['ref_cpu']:7.2f} s CPU"
-                         f" | ratio wall {r['ref_wall'] / r['ours_wall']:6.1f}x  CPU {r['ref_cpu'] / r['ours_cpu']:6.1f}x")
+                         f" | ratio wall {r['ref_wall'] / r['ours_wall']:6.1f}x"
+                         f"  CPU {r['ref_cpu'] / r['ours_cpu']:6.1f}x")
             print(line)
     if "bytes" in only:
         sent = bench_bytes(videos, media_rows)

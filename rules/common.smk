@@ -1,31 +1,30 @@
-# Config (defaults + spec, validated), video discovery, input functions and params shared
-# by every stage. Runs when Snakemake parses the workflow, before any job.
+# Config (validated before anything runs), video discovery, and the input functions and
+# params every rule uses. Paths, steps and jobs come from the step registry
+# (video_reasoning.steps), QA types and tasks from the QA-type registry.
 import os
-import sys
 
-import yaml
 from snakemake.exceptions import WorkflowError
-from snakemake.utils import update_config, validate
+from snakemake.utils import validate
 
-sys.path.insert(0, workflow.basedir)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (workflow.basedir, os.environ.get("PYTHONPATH")) if p)
-
-from video_reasoning.config import ConfigError, check_config, scrub_api_keys, settings_from_config, unknown_keys
-from video_reasoning.export import TASKS, write_summary
+from video_reasoning import steps as registry
+from video_reasoning.config import (
+    ConfigError,
+    check_config,
+    scrub_api_keys,
+    settings_from_config,
+    unknown_keys,
+)
 from video_reasoning.inputs import discover, media_root_for
 from video_reasoning.prompts import load_prompts, step_prompt_keys
+from video_reasoning.qa_types import all_tasks, qa_type_of_task
+from video_reasoning.records import SCHEMA_VERSION
 
-with open(os.path.join(workflow.basedir, "config", "defaults.yaml"), encoding="utf-8") as _fh:
-    _defaults = yaml.safe_load(_fh)
-scrub_api_keys(config)  # first: a validation error prints the config, which must hold no key
-_unknown = unknown_keys(config, _defaults)
+# First: a validation error prints the config, which must hold no key.
+scrub_api_keys(config)
+_unknown = unknown_keys(config)
 if _unknown:
     raise WorkflowError("Invalid spec: unknown key(s): " + "; ".join(_unknown))
-_merged = copy.deepcopy(_defaults)
-update_config(_merged, config)
-config.clear()
-config.update(_merged)
-validate(config, "../schemas/config.schema.yaml")
+validate(config, "../schemas/config.schema.yaml")  # also fills in every default
 try:
     SETTINGS = settings_from_config(config)
     check_config(SETTINGS)
@@ -34,24 +33,23 @@ try:
 except ConfigError as _exc:
     raise WorkflowError(f"Invalid spec: {_exc}") from None
 
+# envs/video_reasoning.yaml installs the package from here (pip expands the variable; it
+# is set here for conda, not read: no envvars directive).
+os.environ.update(VRA_WORKFLOW_DIR=workflow.basedir)
+
 R = config["results_dir"]
 WF = SETTINGS.workflow
 STEPS = WF.effective_steps()
-QA_TYPES = list(WF.qa_types)
+QA_TYPES = tuple(WF.qa_types)
+TASKS = all_tasks(QA_TYPES) if "4" in STEPS else []
 MEDIA_ROOT = media_root_for(list(VIDEOS.values()), SETTINGS.data.video_root)
-VLM = SETTINGS.vlm.fingerprint()
-LLM = SETTINGS.llm.fingerprint()
-LONG = {
-    "long_video_threshold_sec": WF.long_video_threshold_sec,
-    "long_video_sample_fps": WF.long_video_sample_fps,
-    "long_video_max_frames": WF.long_video_max_frames,
-}
+VIDEO_LIST = [(v, e.path, e.source) for v, e in VIDEOS.items()]
 
-# max_workers caps concurrent model calls per backend across all running jobs: each model
-# job holds one unit of vlm_calls/llm_calls (so at most max_workers model jobs per backend
-# run, locally or on a cluster), and inside the jobs every call holds one of max_workers
-# machine-wide call slots (video_reasoning.backends.CallSlots), so jobs can fire their
-# independent calls (chunks, QA types) side by side without exceeding the cap.
+# max_workers caps concurrent model calls per backend: each model job holds one unit of
+# vlm_calls/llm_calls (at most max_workers model jobs per backend run, locally or on a
+# cluster), and inside the jobs every call holds one of max_workers machine-wide call
+# slots (video_reasoning.slots), so jobs fire their independent calls (chunks, QA types)
+# side by side without exceeding the cap on one machine.
 for _name in ("vlm_calls", "llm_calls"):
     if _name not in workflow.global_resources:
         workflow.register_resource(_name, WF.max_workers)
@@ -59,12 +57,23 @@ for _name in ("vlm_calls", "llm_calls"):
 
 wildcard_constraints:
     vid=r"[A-Za-z0-9._-]+",
-    task="|".join(t for q in QA_TYPES for t in TASKS[q]),
+    task="|".join(TASKS) or "(?!)",
 
 
-def step_file(step, vid="{vid}"):
-    """Per-video output of a step (1a, 1b, 1c, 0, 2)."""
-    return f"{R}/step_{step}/{vid}.json"
+def job_outputs(job):
+    """Named per-video outputs of a job (one per step that runs; step 3 per QA type)."""
+    return registry.job_outputs(job, R, STEPS, QA_TYPES)
+
+
+def job_inputs(job):
+    """Named inputs of a job: the records of earlier jobs' steps that run."""
+    order = list(registry.STEPS)
+    earlier = order[: order.index(registry.JOBS[job].steps[0])]
+    return {
+        registry.output_key(s): registry.step_path(R, s)
+        for s in earlier
+        if s in STEPS or s == "0"
+    }
 
 
 def video_file(wildcards):
@@ -74,39 +83,52 @@ def video_file(wildcards):
     return [path] if path and os.path.isfile(path) else []
 
 
-def upstream(*steps):
-    """Named inputs: step 0 plus those of ``steps`` that run (1c only if it runs)."""
-    names = {"0": "step0", "1a": "step1a", "1b": "step1b", "1c": "step1c", "2": "step2"}
-    out = {"step0": step_file("0")}
-    for s in steps:
-        if s in STEPS:
-            out[names[s]] = step_file(s)
-    return out
+def video_params(job):
+    """Params every per-video job has: the video, its source, a problem found at discovery,
+    the prompt hashes of the job's steps, the record schema version, and the token of the
+    job's last failure (a new failure reruns the job next time)."""
+    keys = [
+        k
+        for s in registry.JOBS[job].steps
+        if s in STEPS
+        for k in step_prompt_keys(s, SETTINGS)
+    ]
+    return {
+        "video": lambda w: VIDEOS[w.vid].path,
+        "source": lambda w: VIDEOS[w.vid].source,
+        "problem": lambda w: VIDEOS[w.vid].problem,
+        "prompts": PROMPTS.digest(keys),
+        "schema_version": SCHEMA_VERSION,
+        "retry": lambda w: registry.failure_token(R, job, w.vid),
+    }
 
 
-def prompt_params(*steps):
-    """Hashes of the prompt templates the steps may use: editing one reruns their jobs."""
-    return PROMPTS.digest([k for s in steps if s in STEPS for k in step_prompt_keys(s, SETTINGS)])
+def call_resources(job):
+    """One unit of vlm_calls / llm_calls for each backend the job's steps call."""
+    return {f"{role}_calls": 1 for role in registry.JOBS[job].roles(STEPS)}
+
+
+def task_inputs(wildcards):
+    """Step-3 records of every video for the QA type that feeds a task."""
+    qa = qa_type_of_task(wildcards.task).name
+    return [registry.step_path(R, "3", v, qa) for v in VIDEOS]
+
+
+def records_of_all_videos():
+    """Every per-video record the run writes."""
+    return [
+        p
+        for v in VIDEOS
+        for job in registry.JOBS
+        for p in registry.job_outputs(job, R, STEPS, QA_TYPES, v).values()
+    ]
 
 
 def all_targets():
-    targets = []
-    for step in ("0", "1a", "1b", "1c", "2"):
-        if step in STEPS:
-            targets += [step_file(step, v) for v in VIDEOS]
-    if "3" in STEPS:
-        targets += [f"{R}/step_3/{q}/{v}.json" for q in QA_TYPES for v in VIDEOS]
-    if "4" in STEPS:
-        targets += [f"{R}/step_4_output/{t}.json" for q in QA_TYPES for t in TASKS[q]]
-    return targets
-
-
-def summarize():
-    import json
-
-    try:
-        s = write_summary(R, [(v, e.path, e.source) for v, e in VIDEOS.items()], QA_TYPES, list(STEPS))
-        print(f"summary: {R}/summary.json: {json.dumps(s['totals'])}", file=sys.stderr)
-    except Exception as exc:  # a summary failure must not mask the run's own outcome
-        print(f"could not write {R}/summary.json: {exc}", file=sys.stderr)
-
+    """The dataset, every per-video record, the summary and the failure check."""
+    return [
+        *records_of_all_videos(),
+        *[registry.task_path(R, t) for t in TASKS],
+        registry.summary_path(R),
+        f"{R}/logs/check_failures/ok",
+    ]

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
-from conftest import API_KEY, clip
+from support import API_KEY, clip
 from video_reasoning import media
-from video_reasoning.backends import BlockedError, MediaRef, ModelCallError, ModelClient, Request
+from video_reasoning.client import ModelClient
 from video_reasoning.config import BackendSettings, WorkflowSettings
+from video_reasoning.media import MediaRef
 from video_reasoning.models import CaptionAnswer, MCQAnswer
+from video_reasoning.providers.base import Request
+from video_reasoning.retry import BlockedError, ModelCallError
 
 BACKENDS = ("gemini", "openai")
 
@@ -45,6 +47,18 @@ def test_structured_answer_validated_and_cached(make_client, standin, backend):
     standin.reset()
     assert ask(client).answer == reply.answer
     assert standin.calls() == []  # answered from the cache
+
+
+def test_schemas_sent_are_the_sdks_own(make_client, standin):
+    """Gemini gets pydantic's schema as is; OpenAI the SDK's strict conversion, which is
+    closed (every property required, no additional properties), as strict mode requires."""
+    ask(make_client("gemini"))
+    assert standin.calls("gemini")[-1]["schema"] == MCQAnswer.model_json_schema()
+    ask(make_client("openai"), prompt="other")
+    schema = standin.calls("openai")[-1]["schema"]
+    item = schema["$defs"]["MCQItem"]
+    assert item["additionalProperties"] is False and set(item["required"]) == set(item["properties"])
+    assert schema["additionalProperties"] is False and schema["required"] == ["items"]
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -149,7 +163,7 @@ def test_call_slots_cap_holders_across_threads_and_processes(tmp_path):
     import sys
     import threading
 
-    from video_reasoning.backends import CallSlots
+    from video_reasoning.slots import CallSlots
 
     slots = CallSlots(str(tmp_path / "slots"), 2)
     live, peak, lock = [0], [0], threading.Lock()
@@ -170,13 +184,11 @@ def test_call_slots_cap_holders_across_threads_and_processes(tmp_path):
         t.join()
     assert peak[0] == 2
     # a process killed while holding a slot does not leak it
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; sys.path.insert(0, %r)\n"
-        "from video_reasoning.backends import CallSlots\n"
-        "s = CallSlots(%r, 2)\n"
-        "with s.hold():\n    print('held', flush=True); time.sleep(60)\n") % (str(Path(__file__).parent.parent),
-                                                                            str(tmp_path / "slots"))],
-        stdout=subprocess.PIPE, text=True)
+    code = ("import time\n"
+            "from video_reasoning.slots import CallSlots\n"
+            f"s = CallSlots({str(tmp_path / 'slots')!r}, 2)\n"
+            "with s.hold():\n    print('held', flush=True); time.sleep(60)\n")
+    holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
     start = time.monotonic()
     done = threading.Event()

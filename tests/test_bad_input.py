@@ -8,8 +8,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from conftest import API_KEY, clip, copy, run_workflow, sha256, write_spec
-from test_workflow import assert_dataset_valid, assert_no_secret, load
+from support import API_KEY, assert_dataset_valid, assert_no_secret, clip, copy, load, run_workflow, sha256, write_spec
 
 
 def ffmpeg(*args):
@@ -70,9 +69,9 @@ def test_bad_input_matrix(tmp_path, standin, long_video):
     for name, reason in expected_rejections.items():
         entry = by_name[name]
         assert entry["status"] == "rejected", (name, entry)
-        assert reason in entry["reason"], (name, entry["reason"])
         named = entry["path"] or entry["source"].rsplit(":", 1)[0]
         assert named in entry["reason"], (name, entry["reason"])   # the message names the file
+        assert reason in entry["reason"].replace(named, ""), (name, entry["reason"])  # not just in the file name
         assert sum(entry["calls"].values()) == 0
     for name in ("no_duration.mkv", "uhd_4k.mp4", "variable_fps.mp4", odd.name, "dup.mp4"):
         assert by_name[name]["status"] == "annotated", (name, by_name[name])

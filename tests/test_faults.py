@@ -12,15 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from conftest import API_KEY, REPO, clip, copy, run_workflow, sha256, write_spec
-from standin import FAULT_CYCLE, StandIn
-from test_workflow import ALL_TASKS, assert_no_secret, load
-
-
-def dataset(results: Path) -> dict[str, list]:
-    """Task -> sorted items (the dataset's content, independent of file dates)."""
-    return {t: sorted(json.dumps(i, sort_keys=True) for i in load(results / "step_4_output" / f"{t}.json")["items"])
-            for t in ALL_TASKS}
+from support import (
+    API_KEY,
+    FAULT_CYCLE,
+    REPO,
+    StandIn,
+    assert_no_secret,
+    clip,
+    copy,
+    dataset,
+    load,
+    run_workflow,
+    sha256,
+    write_spec,
+)
 
 
 def setup_run(folder: Path, **workflow) -> None:
@@ -90,11 +95,17 @@ def test_exhausted_retries_fail_the_job_and_are_listed(tmp_path, fresh, referenc
     assert len(failed) == 1 and "HTTP 500" in failed[0]["error"] and failed[0]["path"].endswith("bikes.mp4")
     other = next(v for v in summary["videos"] if v["status"] != "failed")
     assert (tmp_path / "results" / "step_3" / "mcq" / f"{other['video_id']}.json").exists()  # it went on
+    assert "1 of 2 videos failed" in out and failed[0]["path"] in out.split("1 of 2 videos failed")[1]
+    partial = dataset(tmp_path / "results")  # the dataset holds the video that succeeded
+    assert all(partial[t] and set(partial[t]) < set(reference[0][t]) for t in partial)
     fresh.reset()
     run_workflow(tmp_path, env(fresh))   # the next run retries only what failed
     assert load(tmp_path / "results" / "summary.json")["totals"]["annotated"] == 2
     assert {c["media_sha"] for c in fresh.calls("gemini")} - {None} == {sha256(failed[0]["path"])}
     assert dataset(tmp_path / "results") == reference[0]
+    fresh.reset()
+    again = run_workflow(tmp_path, env(fresh), args=("-n",))  # then nothing is left to do
+    assert "Nothing to be done" in again.stdout + again.stderr and fresh.calls() == []
 
 
 KILL_POINTS = {
@@ -111,7 +122,8 @@ KILL_POINTS = {
 def test_sigkill_then_rerun_pays_nothing_twice(tmp_path, fresh, reference, point):
     expected, reference_calls = reference
     setup_run(tmp_path)
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "4", "--configfile", "spec.yaml"]
+    cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "--cores", "4",
+           "--configfile", "spec.yaml"]
     run_env = {**os.environ, **env(fresh)}
     proc = subprocess.Popen(cmd, cwd=tmp_path, env=run_env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)

@@ -9,12 +9,21 @@ from collections import Counter
 
 import pytest
 
-from conftest import clip, copy
+from support import clip, copy
 from video_reasoning.config import ConfigError, DataSettings, Settings
-from video_reasoning.export import envelope, items_for, permute_options, validate_with_daft
+from video_reasoning.export import envelope, items_for, validate_with_daft
 from video_reasoning.inputs import discover, media_root_for, video_id_for
-from video_reasoning.models import MCQAnswer, model_for_key, parse_tao, strict_schema
-from video_reasoning.prompts import DEFAULT_PROMPTS, PLACEHOLDERS, load_prompts, placeholders_in, required_keys
+from video_reasoning.models import ClassificationAnswer, MCQAnswer, parse_tao
+from video_reasoning.prompts import (
+    DEFAULT_PROMPTS,
+    PLACEHOLDERS,
+    load_prompts,
+    model_for_key,
+    placeholders_in,
+    required_keys,
+)
+from video_reasoning.qa_types import permute_options
+from video_reasoning.records import QARecord, Status
 
 
 def test_ids_stable_safe_and_unique(tmp_path):
@@ -91,23 +100,16 @@ def test_prompts_module_drop_in(tmp_path, monkeypatch):
 def test_parse_tao_blocks():
     mcq = ("=====\nMultiple-Choice Question: What hits the shelf?\nA. A forklift\nB. A cart\nC. A person\n"
            "D. A drone\n======\nAnswer: A\n=====\nReasoning: The forklift turns and hits it.")
-    parsed = MCQAnswer.model_validate(parse_tao("anomaly_mcq", mcq))
+    parsed = MCQAnswer.model_validate(parse_tao(model_for_key("anomaly_mcq"), mcq))
     assert parsed.items[0].options[0] == "A forklift" and parsed.items[0].correct_option == "A"
     tl = "Question: When does it fall?\n=====\nAnswer: Start_Time: 00:03, End_Time: 00:07\n=====\nReasoning: r"
-    item = parse_tao("normal_temporal_localization", tl)["items"][0]
+    item = parse_tao(model_for_key("normal_temporal_localization"), tl)["items"][0]
     assert (item["start_sec"], item["end_sec"]) == (3.0, 7.0)
     bcq = "Question: Is it raining?\n=====\nAnswer: No, the road is dry.\n=====\nReasoning: dry road"
-    assert parse_tao("normal_bcq", bcq)["items"][0]["answer"] == "No"
-    assert parse_tao("video_anomaly_classification", "I see cars.\nAnomaly")["label"] == "anomaly"
+    assert parse_tao(model_for_key("normal_bcq"), bcq)["items"][0]["answer"] == "No"
+    assert parse_tao(ClassificationAnswer, "I see cars.\nAnomaly")["label"] == "anomaly"
     with pytest.raises(ValueError):
-        parse_tao("anomaly_mcq", "no blocks here")
-
-
-def test_strict_schema_is_closed():
-    schema = strict_schema(MCQAnswer)
-    item = schema["properties"]["items"]["items"]
-    assert item["additionalProperties"] is False and set(item["required"]) == set(item["properties"])
-    assert "$defs" not in json.dumps(schema)
+        parse_tao(MCQAnswer, "no blocks here")
 
 
 def test_mcq_permutation_spreads_letters_and_keeps_answer():
@@ -123,13 +125,13 @@ def test_mcq_permutation_spreads_letters_and_keeps_answer():
 
 def test_items_and_envelope_are_daft_valid(tmp_path):
     video = copy(clip("bikes.mp4"), tmp_path / "media" / "v.mp4")
-    rec = {"video_id": "v-1", "items": [
-        {"question": "What?", "options": ["a", "b", "c", "d"], "correct_option": "B", "reasoning": "r"}]}
-    out = items_for("mcq", rec, "v.mp4")
+    rec = QARecord(status=Status.DONE, qa_type="mcq", video_id="v-1", items=[
+        {"question": "What?", "options": ["a", "b", "c", "d"], "correct_option": "B", "reasoning": "r"}])
+    out = items_for(rec, "v.mp4")
     assert out["mcq"][0]["answer"] in "ABCD"
     assert out["mcq_openended"][0]["answer"].endswith(". b")
-    tl = items_for("temporal_localization", {"items": [{"question": "When?", "start_sec": 3, "end_sec": 67,
-                                                         "reasoning": "r"}]}, "v.mp4")
+    tl = items_for(QARecord(status=Status.DONE, qa_type="temporal_localization",
+                            items=[{"question": "When?", "start_sec": 3, "end_sec": 67, "reasoning": "r"}]), "v.mp4")
     assert json.loads(tl["temporal_localization"][0]["answer"]) == {"start": "00:03", "end": "01:07"}
     path = tmp_path / "out" / "mcq.json"
     path.parent.mkdir()

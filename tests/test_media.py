@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import subprocess
+from pathlib import Path
 
 import pytest
 
-from conftest import clip
+from support import clip
 from video_reasoning import media
 
 
@@ -24,8 +25,12 @@ def assert_window(path, start, end, p):
     assert abs(frame_count(path) - round((end - start) * p.fps)) <= 1
 
 
-def test_probe_reads_real_clips_once():
+def test_probe_reads_real_clips_once(monkeypatch):
+    runs = []
+    real = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: runs.append(a[0]) or real(*a, **k))
     p = media.probe(clip("bikes.mp4"))
+    assert len(runs) == 1 and runs[0][0] == "ffprobe"  # format, streams and packet index in one run
     assert p.duration == pytest.approx(10.0, abs=0.05)
     assert (p.width, p.height, p.codec) == (640, 272, "h264")
     assert p.fps == pytest.approx(25.0)
@@ -126,10 +131,10 @@ def test_audio_only_and_still_image_rejected(tmp_path):
 
 
 def test_truncated_video_rejected(tmp_path):
-    data = open(clip("bikes.mp4"), "rb").read()
+    data = Path(clip("bikes.mp4")).read_bytes()
     cut = tmp_path / "cut.mp4"
     cut.write_bytes(data[: len(data) // 3])
-    with pytest.raises(media.MediaError):
+    with pytest.raises(media.MediaError, match="truncated or corrupt"):  # not "not a readable video"
         media.probe(str(cut))
 
 

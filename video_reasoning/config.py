@@ -1,9 +1,13 @@
-"""Typed view of the merged, schema-validated TAO spec, and the checks a schema cannot express.
+"""The spec, defined once: pydantic models with defaults, ranges and descriptions.
 
-The spec keys and their defaults follow the TAO "Video Reasoning Annotation" page
-(``config/defaults.yaml`` holds them; ``schemas/config.schema.yaml`` validates them). The
-Snakefile merges the user's spec over the defaults, validates the result with Snakemake's
-``validate()``, then calls :func:`check_config` here before any job is scheduled.
+These models are the single source of the configuration. ``schemas/config.schema.yaml``
+(validated by Snakemake's ``validate()``, which also fills in the defaults),
+``config/defaults.yaml`` (every key with its default and meaning) and the README's spec
+table are generated from them by ``python -m video_reasoning.specdoc --write``; a test
+fails when a committed file differs from what the models generate.
+
+Keys and defaults follow the TAO "Video Reasoning Annotation" page (its spec tables and
+example); keys whose description starts with "(ours)" are this workflow's extensions.
 """
 
 from __future__ import annotations
@@ -13,28 +17,20 @@ import hashlib
 import json
 import os
 import socket
-from typing import Literal, Optional
+from typing import ClassVar, Literal, Optional
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-QA_TYPES = (
-    "mcq",
-    "bcq",
-    "open_qa",
-    "causal_linkage",
-    "temporal_localization",
-    "temporal_event_desc",
-    "scene_description",
-    "event_summary",
-)
-STEPS = ("0", "1a", "1b", "1c", "2", "3", "4")
+from video_reasoning.qa_types import QA_TYPES
+from video_reasoning.steps import STEP_NAMES, STEPS
 
-#: Environment variable each backend reads its key from when the spec leaves ``api_key`` empty.
-KEY_ENV = {"gemini": "GOOGLE_API_KEY", "openai": "OPENAI_API_KEY"}
 #: Private variables the Snakefile moves spec keys into, so no key stays in ``config``
 #: (Snakemake pickles ``config`` into every script job's preamble).
 ROLE_KEY_ENV = {"vlm": "VRA_VLM_API_KEY", "llm": "VRA_LLM_API_KEY"}
+
+QATypeName = Literal[tuple(QA_TYPES)]  # type: ignore[valid-type]  # the registered QA types
+StepName = Literal[STEP_NAMES]  # type: ignore[valid-type]
 
 
 class ConfigError(ValueError):
@@ -45,28 +41,62 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _unique(values: tuple) -> tuple:
+    duplicates = sorted({str(v) for v in values if values.count(v) > 1})
+    if duplicates:
+        raise ValueError(f"listed more than once: {', '.join(duplicates)}")
+    return values
+
+
 class GeminiSettings(_Strict):
-    api_key: str = ""
-    model: str = "gemini-3.1-flash-lite-preview"
-    media_resolution: str = "MEDIA_RESOLUTION_LOW"
-    temperature: float = 0.3
-    max_output_tokens: int = 8192
-    timeout: float = 120
+    """Gemini Developer API through google-genai."""
+
+    key_env: ClassVar[str] = "GOOGLE_API_KEY"
+
+    api_key: str = Field("", description="API key; empty: the GOOGLE_API_KEY variable (preferred)")
+    model: str = Field("gemini-3.1-flash-lite-preview", min_length=1, description="model name")
+    media_resolution: Literal["MEDIA_RESOLUTION_UNSPECIFIED", "MEDIA_RESOLUTION_LOW", "MEDIA_RESOLUTION_MEDIUM",
+                              "MEDIA_RESOLUTION_HIGH"] = Field("MEDIA_RESOLUTION_LOW",
+                                                               description="sent on video calls")
+    temperature: float = Field(0.3, ge=0, le=2, description="sampling temperature")
+    max_output_tokens: int = Field(8192, ge=1, description="output limit per call (tokens)")
+    timeout: float = Field(120, gt=0, description="seconds per HTTP request")
+
+    def fingerprint(self) -> dict:
+        """What, when changed, changes answers (never the key, not the timeout)."""
+        return {"backend": "gemini", "model": self.model, "temperature": self.temperature,
+                "max_output_tokens": self.max_output_tokens, "media_resolution": self.media_resolution}
 
 
 class OpenAISettings(_Strict):
-    api_key: str = ""
-    base_url: str = ""
-    model_name: str = ""
-    temperature: float = 0.7
-    max_tokens: int = 4096
-    timeout: float = 60
+    """Any OpenAI-compatible server (vLLM, NVIDIA NIM, Ollama) through openai."""
+
+    key_env: ClassVar[str] = "OPENAI_API_KEY"
+
+    api_key: str = Field("", description="API key; empty: the OPENAI_API_KEY variable (optional with base_url)")
+    base_url: str = Field("", description="server URL ending in /v1")
+    model_name: str = Field("", description="model the server serves")
+    temperature: float = Field(0.7, ge=0, le=2, description="sampling temperature")
+    max_tokens: int = Field(4096, ge=1, description="output limit per call (tokens)")
+    timeout: float = Field(60, gt=0, description="seconds per HTTP request")
+
+    def fingerprint(self) -> dict:
+        """What, when changed, changes answers (never the key, not the timeout)."""
+        return {"backend": "openai", "model": self.model_name, "temperature": self.temperature,
+                "max_tokens": self.max_tokens, "base_url": self.base_url}
 
 
 class BackendSettings(_Strict):
-    backend: Literal["gemini", "openai"] = "gemini"
+    """One role's backend (``vlm`` or ``llm``): which provider, and each provider's settings."""
+
+    backend: Literal["gemini", "openai"] = Field("gemini", description="`gemini` or `openai`")
     gemini: GeminiSettings = GeminiSettings()
     openai: OpenAISettings = OpenAISettings()
+
+    @property
+    def provider(self) -> GeminiSettings | OpenAISettings:
+        """The chosen provider's settings."""
+        return getattr(self, self.backend)
 
     @property
     def model(self) -> str:
@@ -74,46 +104,40 @@ class BackendSettings(_Strict):
         return self.gemini.model if self.backend == "gemini" else self.openai.model_name
 
     def fingerprint(self) -> dict:
-        """What, when changed, must rerun the work this backend produced.
-
-        Backend, model, temperature, output-token limit, media resolution and endpoint;
-        never the API key (this dict goes into Snakemake ``params``, stored in
-        ``.snakemake/``) and not timeouts (they do not change answers).
-        """
-        if self.backend == "gemini":
-            g = self.gemini
-            return {
-                "backend": "gemini",
-                "model": g.model,
-                "temperature": g.temperature,
-                "max_output_tokens": g.max_output_tokens,
-                "media_resolution": g.media_resolution,
-            }
-        o = self.openai
-        return {
-            "backend": "openai",
-            "model": o.model_name,
-            "temperature": o.temperature,
-            "max_tokens": o.max_tokens,
-            "base_url": o.base_url,
-        }
+        """What, when changed, must rerun the work this backend produced: backend, model,
+        temperature, output-token limit, media resolution or endpoint; never the API key
+        (this dict goes into Snakemake ``params``, stored in ``.snakemake/``)."""
+        return self.provider.fingerprint()
 
 
 class WorkflowSettings(_Strict):
-    steps: tuple[str, ...] = STEPS
-    mode: Literal["auto", "anomaly", "normal"] = "auto"
-    max_workers: int = 4
-    max_video_length_sec: float = 300
-    chunk_duration_options: tuple[float, ...] = (5, 10, 15, 20, 30)
-    max_chunks: int = 10
-    highlight_before_sec: float = 3.0
-    highlight_after_sec: float = 3.0
-    long_video_threshold_sec: float = 60
-    long_video_sample_fps: float = 0.5
-    long_video_max_frames: int = 60
-    qa_types: tuple[str, ...] = QA_TYPES
-    retry_attempts: int = 6
-    retry_max_seconds: float = 600
+    """What runs and how."""
+
+    steps: tuple[StepName, ...] = Field(STEP_NAMES, min_length=1, json_schema_extra={"uniqueItems": True},
+                                        description="steps to run; in `auto` mode 0 always runs and 1c follows 1b")
+    mode: Literal["auto", "anomaly", "normal"] = Field("auto", description="`auto` (the VLM classifies), "
+                                                       "`anomaly` or `normal`")
+    max_workers: int = Field(4, ge=1, description="concurrent model calls per backend, across all jobs")
+    max_video_length_sec: float = Field(300, gt=0, description="longer videos are rejected at no cost (s)")
+    chunk_duration_options: tuple[float, ...] = Field((5, 10, 15, 20, 30), min_length=1,
+                                                      description="step 1b uses the smallest giving at most "
+                                                      "max_chunks chunks (s)")
+    max_chunks: int = Field(10, ge=1, description="chunks per video at most")
+    highlight_before_sec: float = Field(3.0, ge=0, description="highlight window before the anomaly (s)")
+    highlight_after_sec: float = Field(3.0, ge=0, description="highlight window after the anomaly (s; "
+                                       "clamped, at least 2 s in all)")
+    long_video_threshold_sec: float = Field(60, gt=0, description="longer media is shown as sampled frames (s)")
+    long_video_sample_fps: float = Field(0.5, gt=0, description="frame sampling rate (frames/s)")
+    long_video_max_frames: int = Field(60, ge=1, description="frames per call at most")
+    qa_types: tuple[QATypeName, ...] = Field(tuple(QA_TYPES), min_length=1, json_schema_extra={"uniqueItems": True},
+                                             description="QA types to write")
+    retry_attempts: int = Field(6, ge=1, description="(ours) tries per model call")
+    retry_max_seconds: float = Field(600, gt=0, description="(ours) time bound of one call's retries (s)")
+
+    @field_validator("steps", "qa_types")
+    @classmethod
+    def _listed_once(cls, values: tuple) -> tuple:
+        return _unique(values)
 
     def effective_steps(self) -> tuple[str, ...]:
         """Steps that run, in pipeline order.
@@ -126,31 +150,43 @@ class WorkflowSettings(_Strict):
             steps.add("0")
             if "1b" in steps:
                 steps.add("1c")
-        return tuple(s for s in STEPS if s in steps)
+        return tuple(s for s in STEP_NAMES if s in steps)
 
 
 class DataSettings(_Strict):
-    video_root: Optional[str] = ""
-    input_jsonl_files: tuple[str, ...] = ()
-    filter_field: Optional[str] = None
+    """Where the videos are."""
+
+    video_root: Optional[str] = Field("", description="folder walked recursively (.mp4 .mov .mkv .avi .webm)")
+    input_jsonl_files: tuple[str, ...] = Field((), description='JSONL files, one {"video_path": ...} '
+                                               '(or "video") per line')
+    filter_field: Optional[str] = Field(None, description="keep JSONL entries whose field is true")
 
 
 class Settings(_Strict):
     """The ``video_reasoning_annotation`` block of a TAO spec."""
 
-    vlm: BackendSettings = BackendSettings()
-    llm: BackendSettings = BackendSettings()
+    vlm: BackendSettings = Field(BackendSettings(), description="the vision-language model (steps 0, 1)")
+    llm: BackendSettings = Field(BackendSettings(), description="the text model (steps 1c, 2, 3)")
     workflow: WorkflowSettings = WorkflowSettings()
     data: DataSettings = DataSettings()
-    license: Optional[str] = ""
-    description_extra: Optional[str] = ""
-    prompts_module: Optional[str] = ""
-    prompts: dict[str, str] = Field(default_factory=dict)
+    license: Optional[str] = Field("", description="written to each task file's metadata")
+    description_extra: Optional[str] = Field("", description="appended to each task file's description")
+    prompts_module: Optional[str] = Field("", description="a TAO prompts module (a PROMPT_TEMPLATES dict)")
+    prompts: dict[str, str] = Field(default_factory=dict, description="(ours) {<prompt key>: <template>} "
+                                    "overrides single prompts")
+
+
+class Spec(_Strict):
+    """A whole TAO spec file (what ``--configfile`` gives Snakemake)."""
+
+    results_dir: str = Field("results", min_length=1, description="where every output goes")
+    autolabel_type: Literal["video_reasoning_annotation"] = "video_reasoning_annotation"
+    video_reasoning_annotation: Settings = Settings()
 
 
 def settings_from_config(config: dict) -> Settings:
     """Build :class:`Settings` from the Snakemake ``config`` dict (already schema-validated)."""
-    return Settings.model_validate(config["video_reasoning_annotation"])
+    return Settings.model_validate(config.get("video_reasoning_annotation") or {})
 
 
 def api_key_for(role: str, block: BackendSettings) -> str:
@@ -159,24 +195,27 @@ def api_key_for(role: str, block: BackendSettings) -> str:
     Returns an empty string when none is set. The Snakefile moves spec keys into
     :data:`ROLE_KEY_ENV` variables, which are read first.
     """
-    spec_key = block.gemini.api_key if block.backend == "gemini" else block.openai.api_key
-    return os.environ.get(ROLE_KEY_ENV[role]) or spec_key or os.environ.get(KEY_ENV[block.backend], "")
+    p = block.provider
+    return os.environ.get(ROLE_KEY_ENV[role]) or p.api_key or os.environ.get(p.key_env, "")
 
 
-def unknown_keys(config: dict, defaults: dict, where: str = "") -> list[str]:
-    """Keys of ``config`` that ``defaults`` lacks, each with a close known key when there is one.
+def unknown_keys(config: dict, model: type[BaseModel] = Spec, where: str = "") -> list[str]:
+    """Keys of ``config`` that ``model`` lacks, each with a close known key when there is one.
 
     Free-form mappings (``prompts``) are not walked. Returns messages like
     ``video_reasoning_annotation.worklfow (did you mean 'workflow'?)``.
     """
     out = []
+    fields = model.model_fields
     for key, value in config.items():
         path = f"{where}.{key}" if where else str(key)
-        if key not in defaults:
-            close = difflib.get_close_matches(str(key), [str(k) for k in defaults], n=1)
+        if key not in fields:
+            close = difflib.get_close_matches(str(key), list(fields), n=1)
             out.append(path + (f" (did you mean {close[0]!r}?)" if close else ""))
-        elif isinstance(value, dict) and isinstance(defaults[key], dict) and key != "prompts":
-            out += unknown_keys(value, defaults[key], path)
+            continue
+        sub = fields[key].annotation
+        if isinstance(value, dict) and isinstance(sub, type) and issubclass(sub, BaseModel):
+            out += unknown_keys(value, sub, path)
     return out
 
 
@@ -209,6 +248,12 @@ def secrets_in_use(settings: Settings) -> list[str]:
     return sorted(k for k in keys if k and k != "EMPTY")
 
 
+def roles_in_use(settings: Settings) -> list[str]:
+    """The backends (``vlm``, ``llm``) the run's steps call (from the step registry)."""
+    steps = settings.workflow.effective_steps()
+    return sorted({role for s in steps if s in STEPS for role in STEPS[s].roles}, reverse=True)
+
+
 def check_config(settings: Settings) -> None:
     """Check what the JSON schema cannot: inputs given, keys present, models named.
 
@@ -232,13 +277,7 @@ def check_config(settings: Settings) -> None:
                 f"video_reasoning_annotation.data.input_jsonl_files: {path!r} does not exist. "
                 "Fix the path or remove it from the list."
             )
-    steps = settings.workflow.effective_steps()
-    used_roles = set()
-    if {"0", "1a", "1b", "1c"} & set(steps):
-        used_roles.add("vlm")
-    if {"1c", "2", "3"} & set(steps):
-        used_roles.add("llm")
-    for role in sorted(used_roles):
+    for role in roles_in_use(settings):
         block: BackendSettings = getattr(settings, role)
         where = f"video_reasoning_annotation.{role}"
         if block.backend == "openai" and not block.openai.model_name:
@@ -247,7 +286,7 @@ def check_config(settings: Settings) -> None:
         if not api_key_for(role, block) and not local_server:  # vLLM and Ollama usually need no key
             raise ConfigError(
                 f"{where}: no API key for the {block.backend} backend. Set the "
-                f"{KEY_ENV[block.backend]} environment variable or {where}.{block.backend}.api_key."
+                f"{block.provider.key_env} environment variable or {where}.{block.backend}.api_key."
             )
         if local_server:
             check_reachable(block.openai.base_url, f"{where}.openai.base_url")

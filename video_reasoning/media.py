@@ -4,6 +4,8 @@ A video is probed once (step 0); the :class:`Probe` is stored in its step-0 file
 later step reuses it, so no step runs ffprobe on the same file again. Cuts and frame
 samples are single ffmpeg processes: all chunks of a video in one decode pass (or stream
 copy where keyframes sit on the boundaries), all sampled frames in one process.
+:class:`MediaRef` names the video or window a model call shows; :class:`MediaPrep` turns
+it into what a backend sends (frames cached for every job, clips cut on demand).
 """
 
 from __future__ import annotations
@@ -11,13 +13,19 @@ from __future__ import annotations
 import hashlib
 import math
 import os
+import shutil
 import stat
 import subprocess
+import tempfile
+import threading
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
 import ffmpeg
 from pydantic import BaseModel
+
+from video_reasoning.store import atomic_write_json, read_json
 
 #: Image codecs that mean "a still picture", even inside a video-like container.
 _STILL_CODECS = {"png", "mjpeg", "bmp", "gif", "webp", "tiff", "jpegls"}
@@ -89,6 +97,19 @@ def sha256_file(path: str, block: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+#: File signatures of video containers: (offset, bytes, name).
+_SIGNATURES = ((4, b"ftyp", "MP4/QuickTime"), (0, b"\x1a\x45\xdf\xa3", "Matroska/WebM"), (0, b"RIFF", "AVI"),
+               (0, b"\x00\x00\x01\xba", "MPEG-PS"), (0, b"FLV", "FLV"))
+
+
+def _container(path: str) -> str:
+    """The video container ``path``'s first bytes announce ("" for none): tells a damaged
+    video from a file that never was one."""
+    with open(path, "rb") as fh:
+        head = fh.read(16)
+    return next((name for offset, magic, name in _SIGNATURES if head[offset:offset + len(magic)] == magic), "")
+
+
 def _rate(text: str | None) -> float:
     try:
         num, _, den = (text or "0/1").partition("/")
@@ -109,7 +130,12 @@ def probe(path: str) -> Probe:
         info = ffmpeg.probe(path, show_entries="packet=stream_index,pts_time,dts_time,duration_time,flags")
     except ffmpeg.Error as exc:
         detail = (exc.stderr or b"").decode("utf-8", "replace").strip().splitlines()
-        raise MediaError(f"not a readable video ({detail[-1] if detail else 'ffprobe failed'})") from None
+        detail = detail[-1] if detail else "ffprobe failed"
+        container = _container(path)
+        if container:
+            raise MediaError(f"truncated or corrupt: a {container} file that ffprobe cannot read ({detail}); "
+                             "copy it again or re-encode it") from None
+        raise MediaError(f"not a readable video ({detail})") from None
     streams = info.get("streams", [])
     video = next((s for s in streams if s.get("codec_type") == "video"
                   and not s.get("disposition", {}).get("attached_pic")), None)
@@ -135,7 +161,8 @@ def probe(path: str) -> Probe:
         duration = span + _float(packets[-1].get("duration_time"))
     fps = _rate(video.get("avg_frame_rate")) or _rate(video.get("r_frame_rate"))
     if times and span + 2.0 / max(fps, 1.0) < 0.9 * duration - 1.0:
-        raise MediaError(f"truncated or corrupt: video data ends at {span:.1f} s of the {duration:.1f} s the container declares")
+        raise MediaError(f"truncated or corrupt: video data ends at {span:.1f} s of the {duration:.1f} s "
+                         "the container declares")
     first = min(times) if times else 0.0
     keyframes = sorted(round(float(p["pts_time"]) - first, 6) for p in packets
                        if "K" in (p.get("flags") or "") and p.get("pts_time") not in (None, "N/A"))
@@ -351,6 +378,111 @@ def sample_frames(p: Probe, start: float, end: float, fps: float, max_frames: in
     if not files:
         raise MediaError(f"no frame could be sampled between {start:.1f} s and {end:.1f} s")
     return [(t, os.path.join(out_dir, f)) for t, f in zip(times, files)]
+
+
+# ---------------------------------------------------------------- what a call shows
+
+
+@dataclass(frozen=True)
+class MediaRef:
+    """A video, or a window of it, to show the VLM.
+
+    Attributes:
+        probe: the source video's step-0 probe (path, SHA-256, duration, ...).
+        start, end: window in seconds of the source; None means the whole video.
+        clip_path: a local file already holding exactly that window (cut in advance for
+            several calls); not part of the request's identity.
+    """
+
+    probe: Probe
+    start: float | None = None
+    end: float | None = None
+    clip_path: str | None = None
+
+    @property
+    def window(self) -> tuple[float, float]:
+        """``(start, end)`` in seconds of the source."""
+        return (self.start or 0.0, self.probe.duration if self.end is None else self.end)
+
+    @property
+    def length(self) -> float:
+        """Seconds shown."""
+        s, e = self.window
+        return e - s
+
+    def identity(self) -> dict:
+        """What identifies the media of a request: content hash and window."""
+        return {"sha256": self.probe.sha256, "start": self.start, "end": self.end}
+
+
+class MediaPrep:
+    """Media of model calls, prepared once.
+
+    Args:
+        cache_dir: ``<results_dir>/.cache``; frames go to ``frames/`` there, shared by every
+            call and job (steps 0 and 1a both show a long video's frames).
+        scratch: folder for clips cut on demand (removed by the caller).
+        threshold_s: media longer than this (s) is shown as sampled frames
+            (``workflow.long_video_threshold_sec``).
+        sample_fps, max_frames: their sampling (``workflow.long_video_sample_fps``,
+            ``long_video_max_frames``).
+    """
+
+    def __init__(self, cache_dir: str, scratch: str, threshold_s: float, sample_fps: float, max_frames: int):
+        self.cache_dir = cache_dir
+        self.scratch = scratch
+        self.threshold_s = threshold_s
+        self.sample_fps = sample_fps
+        self.max_frames = max_frames
+        self._locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._locks_guard = threading.Lock()
+
+    def is_long(self, media: MediaRef) -> bool:
+        """True when ``media`` is shown as sampled frames rather than as video."""
+        return media.length > self.threshold_s
+
+    def sampling(self, media: MediaRef) -> dict | None:
+        """``{"fps": frames per second}`` for long media, None for media sent as video."""
+        if not self.is_long(media):
+            return None
+        return {"fps": sample_fps(media.length, self.sample_fps, self.max_frames)}
+
+    def _lock(self, key: str) -> threading.Lock:
+        with self._locks_guard:
+            return self._locks[key]
+
+    def frames(self, media: MediaRef) -> list[tuple[float, str]]:
+        """Sampled frames of ``media``'s window: ``(time_s, jpeg_path)`` pairs.
+
+        Extracted once per video, window and rate (one ffmpeg process) into
+        ``<cache>/frames/<sha256>-<start>-<end>-<rate>/`` and reused by every call and job.
+        """
+        s, e = media.window
+        rate = sample_fps(e - s, self.sample_fps, self.max_frames)
+        folder = os.path.join(self.cache_dir, "frames", f"{media.probe.sha256[:32]}-{s:.3f}-{e:.3f}-{rate:.6f}")
+        with self._lock(folder):
+            index = read_json(os.path.join(folder, "frames.json"))
+            if index is None:
+                os.makedirs(os.path.dirname(folder), exist_ok=True)
+                tmp = tempfile.mkdtemp(dir=os.path.dirname(folder), prefix=".tmp-")
+                frames = sample_frames(media.probe, s, e, self.sample_fps, self.max_frames, tmp)
+                index = [[t, os.path.basename(path)] for t, path in frames]
+                atomic_write_json(os.path.join(tmp, "frames.json"), index)
+                try:
+                    os.rename(tmp, folder)
+                except OSError:  # another job finished the same frames first
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    index = read_json(os.path.join(folder, "frames.json"))
+        return [(t, os.path.join(folder, name)) for t, name in index]
+
+    def clip(self, media: MediaRef) -> str:
+        """A local file holding exactly ``media``'s window: the given clip, the video
+        itself for the whole video, else a clip cut now into the scratch folder."""
+        if media.clip_path:
+            return media.clip_path
+        if media.start is None and media.end is None:
+            return media.probe.path
+        return cut_clips(media.probe, [media.window], tempfile.mkdtemp(dir=self.scratch))[0].path
 
 
 def ffmpeg_version() -> str:

@@ -1,40 +1,52 @@
-"""Output models: what each model call must answer, and how TAO free text maps onto it.
+"""Answer models: what each model call must answer, and how TAO free text maps onto it.
 
-Each prompt key has a pydantic answer model. Its JSON schema is sent to the backend
-(Gemini ``response_json_schema``, OpenAI ``response_format`` json_schema) and every answer
-is validated against it; an invalid answer is re-asked with the validation error. With a
-TAO ``prompts_module`` the model answers in TAO's free-text format (``=====`` blocks with
-``Question:``/``Answer:``/``Reasoning:``), which :func:`parse_tao` maps onto the same models.
+Each prompt key has a pydantic answer model (the table is
+:data:`video_reasoning.prompts.PROMPT_KEYS`). Its JSON schema is sent to the backend and
+every answer is validated against it; an invalid answer is re-asked with the validation
+error. With a TAO ``prompts_module`` the model answers in TAO's free-text format
+(``=====`` blocks with ``Question:``/``Answer:``/``Reasoning:``), which :func:`parse_tao`
+maps onto the same models: each item model says how one TAO block becomes an item.
 """
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, create_model, field_validator, model_validator
 
 
 class Answer(BaseModel):
+    """Base of every answer model: unknown fields are invalid (and re-asked)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
 class FilterAnswer(Answer):
+    """Step 0: is the video usable for annotation, and why."""
+
     suitable: bool
     reason: str
 
 
 class ClassificationAnswer(Answer):
+    """Step 0 (auto mode): what the VLM saw, its reasoning, and the anomaly/normal label."""
+
     observation: str
     reasoning: str
     label: Literal["anomaly", "normal"]
 
 
 class CaptionAnswer(Answer):
+    """A caption of the whole video, a chunk or the highlight clip."""
+
     caption: str = Field(min_length=1)
 
 
 class TimedEvent(Answer):
+    """An event with its start and end in seconds from the video's start (end >= start)."""
+
     start_sec: float = Field(ge=0)
     end_sec: float = Field(ge=0)
     description: str = Field(min_length=1)
@@ -47,15 +59,21 @@ class TimedEvent(Answer):
 
 
 class DenseCaptionAnswer(Answer):
+    """Step 1a: the video's events in time order."""
+
     events: list[TimedEvent] = Field(min_length=1)
 
 
 class HighlightTimeAnswer(Answer):
+    """Step 1c: the moment of the anomaly (s from the start) and the evidence for it."""
+
     evidence: str
     anomaly_time_sec: float = Field(ge=0)
 
 
 class DescriptionAnswer(Answer):
+    """Step 2: setting, actors, timeline, anomaly (empty for normal videos) and summary."""
+
     setting: str
     actors: list[str]
     timeline: list[TimedEvent] = Field(min_length=1)
@@ -63,7 +81,40 @@ class DescriptionAnswer(Answer):
     summary: str = Field(min_length=1)
 
 
+# ---------------------------------------------------------------- QA items
+
+_TIME = r"(\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?|\d+(?:\.\d+)?)"
+
+
+def seconds(text: str) -> float:
+    """Seconds in ``SS``, ``MM:SS`` or ``H:MM:SS`` (fractions allowed)."""
+    total = 0.0
+    for p in text.split(":"):
+        total = total * 60 + float(p)
+    return total
+
+
+class OpenItem(Answer):
+    """A question with its answer and reasoning (open-ended QA types)."""
+
+    question: str = Field(min_length=1)
+    answer: str = Field(min_length=1)
+    reasoning: str = Field(min_length=1)
+
+    @classmethod
+    def from_tao(cls, block: dict) -> dict:
+        """Fields of one item from a TAO block ``{question, answer, reasoning}``.
+
+        Raises:
+            ValueError: the block does not hold what the item needs.
+        """
+        return {"question": block["question"], "answer": block["answer"],
+                "reasoning": block["reasoning"] or block["answer"]}
+
+
 class MCQItem(Answer):
+    """A multiple-choice question: four distinct options, the correct one's letter, reasoning."""
+
     question: str = Field(min_length=1)
     options: list[str] = Field(min_length=4, max_length=4)
     correct_option: Literal["A", "B", "C", "D"]
@@ -77,29 +128,54 @@ class MCQItem(Answer):
             raise ValueError("the four options must be non-empty and distinct")
         return cleaned
 
+    @classmethod
+    def from_tao(cls, block: dict) -> dict:
+        """Options from ``A.``-``D.`` lines under the question; the answer's first letter."""
+        q, _, rest = block["question"].partition("\nA.")
+        options = re.findall(r"^[A-D]\.\s*(.+)$", "A." + rest, re.M)
+        return {"question": q.strip(), "options": options, "correct_option": block["answer"].strip()[:1].upper(),
+                "reasoning": block["reasoning"] or block["answer"]}
+
 
 class BCQItem(Answer):
+    """A yes/no question with its answer, a short explanation and the reasoning."""
+
     question: str = Field(min_length=1)
     answer: Literal["Yes", "No"]
     explanation: str = Field(min_length=1)
     reasoning: str = Field(min_length=1)
 
-
-class OpenItem(Answer):
-    question: str = Field(min_length=1)
-    answer: str = Field(min_length=1)
-    reasoning: str = Field(min_length=1)
+    @classmethod
+    def from_tao(cls, block: dict) -> dict:
+        """Yes/No from the answer's first word; the whole answer as the explanation."""
+        text = block["answer"].lower()
+        if not text.startswith(("yes", "no")):
+            raise ValueError("a yes/no answer must start with Yes or No")
+        return {"question": block["question"], "answer": "Yes" if text.startswith("yes") else "No",
+                "explanation": block["answer"], "reasoning": block["reasoning"] or block["answer"]}
 
 
 class WindowItem(Answer):
+    """A question about a time window (start/end in s) with its answer and reasoning."""
+
     question: str = Field(min_length=1)
     start_sec: float = Field(ge=0)
     end_sec: float = Field(ge=0)
     answer: str = Field(min_length=1)
     reasoning: str = Field(min_length=1)
 
+    @classmethod
+    def from_tao(cls, block: dict) -> dict:
+        """The window from the first two times (``MM:SS`` or seconds) in the question."""
+        times = re.findall(_TIME, block["question"])
+        secs = sorted(seconds(t) for t in times[:2]) if len(times) >= 2 else [0.0, 0.0]
+        return {"question": block["question"], "start_sec": secs[0], "end_sec": secs[1],
+                "answer": block["answer"], "reasoning": block["reasoning"] or block["answer"]}
+
 
 class LocalizationItem(Answer):
+    """When an event happens: start and end in seconds (end > start), with the reasoning."""
+
     question: str = Field(min_length=1)
     start_sec: float = Field(ge=0)
     end_sec: float = Field(ge=0)
@@ -111,84 +187,28 @@ class LocalizationItem(Answer):
             raise ValueError(f"end_sec {self.end_sec} must be after start_sec {self.start_sec}")
         return self
 
-
-class MCQAnswer(Answer):
-    items: list[MCQItem] = Field(min_length=1, max_length=5)
-
-
-class BCQAnswer(Answer):
-    items: list[BCQItem] = Field(min_length=1, max_length=5)
-
-
-class OpenAnswer(Answer):
-    items: list[OpenItem] = Field(min_length=1, max_length=5)
+    @classmethod
+    def from_tao(cls, block: dict) -> dict:
+        """TAO's ``Start_Time: MM:SS, End_Time: MM:SS`` answer, in seconds."""
+        m = re.search(rf"Start[_ ]Time\s*:\s*{_TIME}\s*,?\s*End[_ ]Time\s*:\s*{_TIME}", block["answer"], re.I)
+        if not m:
+            raise ValueError("temporal localization answer must read 'Start_Time: MM:SS, End_Time: MM:SS'")
+        return {"question": block["question"], "start_sec": seconds(m.group(1)), "end_sec": seconds(m.group(2)),
+                "reasoning": block["reasoning"] or block["answer"]}
 
 
-class WindowAnswer(Answer):
-    items: list[WindowItem] = Field(min_length=1, max_length=5)
+@functools.cache
+def items_answer(item: type[Answer], max_items: int = 5) -> type[Answer]:
+    """The answer model of a QA call: ``{"items": [item, ...]}`` with 1 to ``max_items``
+    items, named after the item model (``MCQItem`` -> ``MCQAnswer``); its ``item_model``
+    attribute is ``item``."""
+    name = item.__name__.removesuffix("Item") + "Answer"
+    model = create_model(name, __base__=Answer, items=(list[item], Field(min_length=1, max_length=max_items)))
+    model.item_model = item
+    return model
 
 
-class LocalizationAnswer(Answer):
-    items: list[LocalizationItem] = Field(min_length=1, max_length=5)
-
-
-#: Answer model per QA type.
-QA_MODELS: dict[str, type[Answer]] = {
-    "mcq": MCQAnswer,
-    "bcq": BCQAnswer,
-    "open_qa": OpenAnswer,
-    "causal_linkage": OpenAnswer,
-    "temporal_localization": LocalizationAnswer,
-    "temporal_event_desc": WindowAnswer,
-    "scene_description": OpenAnswer,
-    "event_summary": OpenAnswer,
-}
-
-
-def model_for_key(prompt_key: str) -> type[Answer]:
-    """The answer model of a prompt key (TAO's key names)."""
-    fixed = {
-        "video_filtering": FilterAnswer,
-        "video_anomaly_classification": ClassificationAnswer,
-        "highlight_timestamp_extraction": HighlightTimeAnswer,
-        "highlight_chunk_caption": CaptionAnswer,
-    }
-    if prompt_key in fixed:
-        return fixed[prompt_key]
-    for suffix, model in (("_global_caption", CaptionAnswer), ("_chunk_caption", CaptionAnswer),
-                          ("_dense_caption", DenseCaptionAnswer), ("_description", DescriptionAnswer)):
-        if prompt_key.endswith(suffix) and prompt_key != "scene_description":
-            return model
-    for qa_type, model in QA_MODELS.items():
-        if prompt_key == qa_type or prompt_key.endswith("_" + qa_type):
-            return model
-    raise KeyError(prompt_key)
-
-
-def strict_schema(model: type[BaseModel]) -> dict:
-    """JSON schema of ``model`` in the subset both backends accept for structured output.
-
-    Inlines ``$defs`` (Gemini and OpenAI strict mode differ in ``$ref`` support), marks every
-    property required and forbids extra properties (OpenAI ``strict: true`` rules), and
-    drops ``title``/``default`` keys.
-    """
-    raw = model.model_json_schema()
-    defs = raw.pop("$defs", {})
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "$ref" in node:
-                return walk(defs[node["$ref"].split("/")[-1]])
-            out = {k: walk(v) for k, v in node.items() if k not in ("title", "default")}
-            if out.get("type") == "object" and "properties" in out:
-                out["required"] = list(out["properties"])
-                out["additionalProperties"] = False
-            return out
-        if isinstance(node, list):
-            return [walk(v) for v in node]
-        return node
-
-    return walk(raw)
+MCQAnswer = items_answer(MCQItem)
 
 
 # ---------------------------------------------------------------- TAO free-text answers
@@ -196,15 +216,6 @@ def strict_schema(model: type[BaseModel]) -> dict:
 _BLOCK_SPLIT = re.compile(r"\n?={5,}\n?")
 _HEAD = re.compile(r"^(?:\d+\.\s*)?(Multiple-Choice Question|Open-ended Question|Question)\s*:\s*(.*)$",
                    re.IGNORECASE | re.DOTALL)
-_TIME = r"(\d{1,2}:\d{2}(?::\d{2})?(?:\.\d+)?|\d+(?:\.\d+)?)"
-
-
-def _seconds(text: str) -> float:
-    parts = [float(p) for p in text.split(":")]
-    total = 0.0
-    for p in parts:
-        total = total * 60 + p
-    return total
 
 
 def _tao_blocks(text: str) -> list[dict]:
@@ -235,18 +246,18 @@ def _tao_blocks(text: str) -> list[dict]:
     return [i for i in items if i["question"] and i["answer"]]
 
 
-def parse_tao(prompt_key: str, text: str) -> dict:
-    """Map a TAO-format free-text answer for ``prompt_key`` onto its answer model's fields.
+def parse_tao(model: type[Answer], text: str) -> dict:
+    """Map a TAO-format free-text answer onto ``model``'s fields.
 
-    Returns a dict for ``model_for_key(prompt_key).model_validate``.
+    Returns a dict for ``model.model_validate``. QA answers (``items``) are split into
+    TAO's ``=====`` blocks, each mapped by the item model's ``from_tao``.
 
     Raises:
-        ValueError: the text does not hold what the key needs (re-asked by the caller).
+        ValueError: the text does not hold what the model needs (re-asked by the caller).
     """
     text = (text or "").strip()
     if not text:
         raise ValueError("empty answer")
-    model = model_for_key(prompt_key)
     if model is FilterAnswer:
         return {"suitable": text.lower().startswith("yes"), "reason": text}
     if model is ClassificationAnswer:
@@ -266,34 +277,10 @@ def parse_tao(prompt_key: str, text: str) -> dict:
         if not m:
             raise ValueError("no number of seconds in the answer")
         return {"evidence": text, "anomaly_time_sec": float(m.group(0))}
+    item = getattr(model, "item_model", None)
+    if item is None:
+        raise ValueError(f"no TAO free-text mapping for {model.__name__}")
     blocks = _tao_blocks(text)
     if not blocks:
         raise ValueError("no 'Question: ... ===== Answer: ... ===== Reasoning: ...' block found")
-    items = []
-    for b in blocks:
-        if model is MCQAnswer:
-            q, _, rest = b["question"].partition("\nA.")
-            options = re.findall(r"^[A-D]\.\s*(.+)$", "A." + rest, re.M)
-            letter = b["answer"].strip()[:1].upper()
-            items.append({"question": q.strip(), "options": options, "correct_option": letter,
-                          "reasoning": b["reasoning"] or b["answer"]})
-        elif model is BCQAnswer:
-            yes = b["answer"].lower().startswith("yes")
-            if not (yes or b["answer"].lower().startswith("no")):
-                raise ValueError("a yes/no answer must start with Yes or No")
-            items.append({"question": b["question"], "answer": "Yes" if yes else "No",
-                          "explanation": b["answer"], "reasoning": b["reasoning"] or b["answer"]})
-        elif model is LocalizationAnswer:
-            m = re.search(rf"Start[_ ]Time\s*:\s*{_TIME}\s*,?\s*End[_ ]Time\s*:\s*{_TIME}", b["answer"], re.I)
-            if not m:
-                raise ValueError("temporal localization answer must read 'Start_Time: MM:SS, End_Time: MM:SS'")
-            items.append({"question": b["question"], "start_sec": _seconds(m.group(1)),
-                          "end_sec": _seconds(m.group(2)), "reasoning": b["reasoning"] or b["answer"]})
-        elif model is WindowAnswer:
-            times = re.findall(_TIME, b["question"])
-            secs = sorted(_seconds(t) for t in times[:2]) if len(times) >= 2 else [0.0, 0.0]
-            items.append({"question": b["question"], "start_sec": secs[0], "end_sec": secs[1],
-                          "answer": b["answer"], "reasoning": b["reasoning"] or b["answer"]})
-        else:
-            items.append({"question": b["question"], "answer": b["answer"], "reasoning": b["reasoning"] or b["answer"]})
-    return {"items": items}
+    return {"items": [item.from_tao(b) for b in blocks]}

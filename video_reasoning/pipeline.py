@@ -1,14 +1,17 @@
-"""The per-video steps (0, 1a, 1b, 1c, 2, 3) as functions from input records to an output record.
+"""The per-video steps (0, 1a, 1b, 1c, 2, 3): typed records in, typed records out.
 
-Step scripts (``scripts/step*.py``) are thin: they call :func:`run_job` with the Snakemake
-object. Each step reads its inputs (earlier steps' JSON records of the same video), asks
-the models through :class:`~video_reasoning.backends.ModelClient`, and returns the record
-written atomically to its output. A video that step 0 rejected or found unsuitable flows
-through later steps as ``skipped`` records that cost no call.
+Step scripts (``scripts/<job>.py``) are thin: they call :func:`run_job` with the Snakemake
+object. Each step reads earlier records of the same video, asks the models through
+:class:`~video_reasoning.client.ModelClient`, and returns its record (models in
+:mod:`video_reasoning.records`, paths and jobs in :mod:`video_reasoning.steps`). A video
+that step 0 rejected or found unsuitable flows through later steps as ``skipped`` records
+that cost no call.
 
-Record ``status`` values: step 0 ``accepted`` / ``rejected`` (bad input) / ``unsuitable``
-(the VLM's filter) / ``blocked``; later steps ``done`` / ``skipped`` / ``not_applicable``
-(step 1c on normal videos) / ``blocked`` (safety refusal, recorded, not retried).
+A job that fails on a video (a call failed for good, or anything else) still writes every
+output: what it could not produce as ``failed`` records carrying the error. The failure is
+also kept in the job's failure record, whose token the rule carries as a param, so the
+next run reruns exactly that job (answered calls come from the cache) while every other
+video's work, step 4 and the summary go on.
 """
 
 from __future__ import annotations
@@ -17,14 +20,34 @@ import logging
 import os
 import sys
 import tempfile
+import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from video_reasoning import media as mediamod
-from video_reasoning.backends import BlockedError, CallSlots, MediaRef, ModelCallError, ModelClient, Reply, Request, scrub
+from video_reasoning.client import ModelClient, Reply, scrub
 from video_reasoning.config import Settings, api_key_for, secrets_in_use, settings_from_config
-from video_reasoning.models import model_for_key
-from video_reasoning.prompts import PromptSet, load_prompts, qa_prompt_key
+from video_reasoning.media import MediaRef
+from video_reasoning.models import ClassificationAnswer, FilterAnswer
+from video_reasoning.prompts import PromptSet, load_prompts, model_for_key
+from video_reasoning.providers.base import Request
+from video_reasoning.qa_types import QA_TYPES
+from video_reasoning.records import (
+    CaptionRecord,
+    Chunk,
+    ChunkRecord,
+    DescriptionRecord,
+    HighlightRecord,
+    ProbeRecord,
+    QARecord,
+    Record,
+    Status,
+    read_record,
+    write_record,
+)
+from video_reasoning.retry import BlockedError, ModelCallError
+from video_reasoning.slots import CallSlots
+from video_reasoning.steps import JOBS, STEPS, failure_path, output_key
 from video_reasoning.store import atomic_write_json, read_json
 
 log = logging.getLogger("video_reasoning")
@@ -33,54 +56,66 @@ _TOL = 1.0  # seconds of slack when checking model timestamps against the durati
 
 @dataclass
 class Job:
-    """Everything a step needs about one video."""
+    """Everything a job's steps need about one video.
+
+    ``records`` holds the records read from the job's inputs and those its own steps
+    wrote, by step name (step 3 is not kept: nothing in a job reads it).
+    """
 
     vid: str
     settings: Settings
     prompts: PromptSet
     results_dir: str
-    inputs: dict  # input name -> parsed record
+    records: dict[str, Record]
     video_path: str = ""
     source: str = ""
     problem: str = ""
+    slots: dict[str, CallSlots] = field(default_factory=dict)
 
     def client(self, role: str, step: str) -> ModelClient:
         """A client for ``role`` whose requests hold one of the run's ``max_workers`` call
         slots of that role (shared by all jobs through ``<cache>/slots/<role>/``)."""
         block = getattr(self.settings, role)
         cache = os.path.join(self.results_dir, ".cache")
-        slots = CallSlots(os.path.join(cache, "slots", role), self.settings.workflow.max_workers)
+        if role not in self.slots:
+            self.slots[role] = CallSlots(os.path.join(cache, "slots", role), self.settings.workflow.max_workers)
         return ModelClient(role, block, self.settings.workflow, api_key_for(role, block), cache,
-                           context=f"video {self.vid} ({self.video_path or self.source}), step {step}", slots=slots)
+                           context=f"video {self.vid} ({self.video_path or self.source}), step {step}",
+                           slots=self.slots[role])
+
+    def request(self, key: str, values: dict, media: MediaRef | None = None, check=None) -> Request:
+        """The request of prompt ``key`` filled with ``values``."""
+        return Request(prompt_key=key, prompt=self.prompts.render(key, **values), answer_model=model_for_key(key),
+                       tao_format=self.prompts.tao_format, media=media, check=check)
 
     def ask(self, client: ModelClient, key: str, values: dict, media: MediaRef | None = None, check=None) -> Reply:
-        prompt = self.prompts.render(key, **values)
-        return client.ask(Request(prompt_key=key, prompt=prompt, answer_model=model_for_key(key),
-                                  tao_format=self.prompts.tao_format, media=media, check=check))
+        """Ask ``client`` the prompt ``key`` filled with ``values``."""
+        return client.ask(self.request(key, values, media, check))
+
+    @property
+    def probe(self) -> mediamod.Probe:
+        """The video's probe (from step 0's record)."""
+        return self.records["0"].probe
+
+    @property
+    def mode(self) -> str:
+        """``anomaly`` or ``normal`` (step 0's label, or the spec's mode)."""
+        return self.records["0"].mode or "normal"
 
 
 # ---------------------------------------------------------------- shared helpers
 
 
-def _probe_of(job: Job) -> mediamod.Probe:
-    return mediamod.Probe.model_validate(job.inputs["step0"]["probe"])
-
-
-def _mode(job: Job) -> str:
-    return job.inputs["step0"].get("mode") or "normal"
-
-
-def _upstream_problem(job: Job) -> str:
-    s0 = job.inputs.get("step0") or {}
-    if s0.get("status") != "accepted":
-        return f"step 0: {s0.get('status')}: {s0.get('reason', '')}".strip()
-    for name, rec in job.inputs.items():
-        if name != "step0" and rec.get("status") not in ("done", "not_applicable"):
-            return f"{name}: {rec.get('status')}: {rec.get('reason', '')}".strip()
+def upstream_problem(job: Job) -> str:
+    """Why this video cannot go on (empty when every earlier record is usable)."""
+    for name, rec in job.records.items():
+        if not rec.status.ok:
+            return f"step {name}: {rec.status.value}: {rec.reason}".strip()
     return ""
 
 
 def _within(duration: float):
+    """A check that every time in an answer lies inside the video (with 1 s of slack)."""
     def check(answer):
         for attr in ("events", "timeline", "items"):
             for ev in getattr(answer, attr, None) or []:
@@ -94,106 +129,98 @@ def _within(duration: float):
     return check
 
 
-def render_events(events: list[dict]) -> str:
-    """Timestamped events as prompt text, one ``[start-end s] description`` line each
-    (seconds, the unit the answer schemas ask for)."""
-    lines = []
-    for e in events:
-        if e.get("end_sec", 0) > 0:
-            lines.append(f"[{e['start_sec']:.1f}-{e['end_sec']:.1f} s] {e['description']}")
-        else:
-            lines.append(e["description"])
+def render_events(events) -> str:
+    """Timestamped events as prompt text: ``[start-end s] description`` per line."""
+    lines = [f"[{e.start_sec:.1f}-{e.end_sec:.1f} s] {e.description}" for e in events]
     return "\n".join(lines) or "N/A"
 
 
-def render_chunks(chunks: list[dict]) -> str:
+def render_chunks(chunks: list[Chunk]) -> str:
     """Chunk captions as prompt text: ``Chunk i (start-end s): caption``, blank-line separated."""
-    return "\n\n".join(f"Chunk {c['index']} ({c['start']:.1f}-{c['end']:.1f} s): {c['caption']}" for c in chunks) or "N/A"
+    return "\n\n".join(f"Chunk {c.index} ({c.start:.1f}-{c.end:.1f} s): {c.caption}" for c in chunks) or "N/A"
 
 
-def render_description(d: dict) -> str:
+def render_description(d) -> str:
     """A step-2 description as prompt text (the ``{step_2_output}`` placeholder)."""
     parts = []
-    if d.get("setting"):
-        parts.append(f"Setting: {d['setting']}")
-    if d.get("actors"):
-        parts.append("Actors: " + "; ".join(d["actors"]))
-    parts.append("Timeline:\n" + render_events(d.get("timeline", [])))
-    if d.get("anomaly"):
-        parts.append(f"Anomaly: {d['anomaly']}")
-    parts.append(f"Summary: {d.get('summary', '')}")
+    if d.setting:
+        parts.append(f"Setting: {d.setting}")
+    if d.actors:
+        parts.append("Actors: " + "; ".join(d.actors))
+    parts.append("Timeline:\n" + render_events(d.timeline))
+    if d.anomaly:
+        parts.append(f"Anomaly: {d.anomaly}")
+    parts.append(f"Summary: {d.summary}")
     return "\n".join(parts)
 
 
 def _context(job: Job) -> dict:
     """Placeholder values from the captions and description available to this job."""
-    s0 = job.inputs["step0"]
-    a = job.inputs.get("step1a") or {}
-    b = job.inputs.get("step1b") or {}
-    c = job.inputs.get("step1c") or {}
-    d = job.inputs.get("step2") or {}
-    dense = render_events(a.get("dense_events", [])) if a.get("dense_events") else "N/A"
+    a, b = job.records.get("1a"), job.records.get("1b")
+    c, d = job.records.get("1c"), job.records.get("2")
+    dense = render_events(a.dense_events) if a and a.dense_events else "N/A"
     highlight = ""
-    if c.get("status") == "done":
-        highlight = (f"Highlight clip ({c['start']:.1f}-{c['end']:.1f} s, anomaly near {c['anomaly_time']:.1f} s):\n"
-                     f"{c['caption']}")
+    if c and c.status is Status.DONE:
+        highlight = (f"Highlight clip ({c.start:.1f}-{c.end:.1f} s, anomaly near {c.anomaly_time:.1f} s):\n"
+                     f"{c.caption}")
     return {
-        "video_length": f"{s0['probe']['duration']:.1f}",
-        "global_caption": a.get("global_caption") or "N/A",
+        "video_length": f"{job.probe.duration:.1f}",
+        "global_caption": (a.global_caption if a else "") or "N/A",
         "dense_caption": dense,
         "dense_section": f"Timestamped events:\n{dense}",
-        "chunk_captions_str": render_chunks(b.get("chunks", [])) if b.get("chunks") else "N/A",
+        "chunk_captions_str": render_chunks(b.chunks) if b and b.chunks else "N/A",
         "highlight_section": highlight,
-        "step_2_output": render_description(d["description"]) if d.get("description") else "N/A",
+        "step_2_output": render_description(d.description) if d and d.description else "N/A",
     }
 
 
 # ---------------------------------------------------------------- steps
 
 
-def step0(job: Job) -> dict:
+def step0(job: Job) -> ProbeRecord:
     """Probe the video; in step 0 proper, ask the VLM whether it is suitable and (auto mode)
     whether it shows an anomaly. Bad input is rejected with its reason at no model cost."""
     wf = job.settings.workflow
-    rec = {"video_id": job.vid, "path": job.video_path, "source": job.source, "calls": []}
+    rec = ProbeRecord(video_id=job.vid, path=job.video_path, source=job.source, status=Status.REJECTED)
     if job.problem:
-        return {**rec, "status": "rejected", "reason": job.problem, "probe": None}
+        return rec.model_copy(update={"reason": job.problem})
     try:
         probe = mediamod.probe(job.video_path)
     except mediamod.MediaError as exc:
-        return {**rec, "status": "rejected", "reason": f"{job.video_path}: {exc}", "probe": None}
-    rec["probe"] = probe.model_dump()
+        return rec.model_copy(update={"reason": f"{job.video_path}: {exc}"})
+    rec.probe = probe
     if probe.duration > wf.max_video_length_sec:
-        return {**rec, "status": "rejected",
-                "reason": (f"{job.video_path}: {probe.duration:.1f} s is longer than workflow.max_video_length_sec "
-                           f"({wf.max_video_length_sec:g} s); raise the limit or trim the video")}
-    rec.update(status="accepted", reason="", mode=None if wf.mode == "auto" else wf.mode)
+        rec.reason = (f"{job.video_path}: {probe.duration:.1f} s is longer than workflow.max_video_length_sec "
+                      f"({wf.max_video_length_sec:g} s); raise the limit or trim the video")
+        return rec
+    rec.status, rec.mode = Status.ACCEPTED, None if wf.mode == "auto" else wf.mode
     if "0" not in wf.effective_steps():
         return rec
     vlm = job.client("vlm", "0")
     try:
         whole = MediaRef(probe)
         filt = job.ask(vlm, "video_filtering", {}, whole)
-        rec["calls"].append(filt.record())
-        rec["filter"] = filt.answer
-        if not filt.answer["suitable"]:
-            return {**rec, "status": "unsuitable", "reason": filt.answer["reason"]}
+        rec.calls.append(filt.record())
+        rec.filter = FilterAnswer.model_validate(filt.answer)
+        if not rec.filter.suitable:
+            rec.status, rec.reason = Status.UNSUITABLE, rec.filter.reason
+            return rec
         if wf.mode == "auto":
             cls = job.ask(vlm, "video_anomaly_classification", {}, whole)
-            rec["calls"].append(cls.record())
-            rec["classification"] = cls.answer
-            rec["mode"] = cls.answer["label"]
+            rec.calls.append(cls.record())
+            rec.classification = ClassificationAnswer.model_validate(cls.answer)
+            rec.mode = rec.classification.label
     except BlockedError as exc:
         log.error("%s", exc)
-        return {**rec, "status": "blocked", "reason": str(exc)}
+        rec.status, rec.reason = Status.BLOCKED, str(exc)
     finally:
         vlm.close()
     return rec
 
 
-def step1a(job: Job) -> dict:
+def step1a(job: Job) -> CaptionRecord:
     """Global caption and dense (timestamped) caption of the whole video by the VLM."""
-    probe, mode = _probe_of(job), _mode(job)
+    probe, mode = job.probe, job.mode
     vlm = job.client("vlm", "1a")
     try:
         whole = MediaRef(probe)
@@ -203,15 +230,15 @@ def step1a(job: Job) -> dict:
             g, d = g_f.result(), d_f.result()
     finally:
         vlm.close()
-    return {"status": "done", "mode": mode, "global_caption": g.answer["caption"],
-            "dense_events": d.answer["events"], "calls": [g.record(), d.record()]}
+    return CaptionRecord(status=Status.DONE, mode=mode, global_caption=g.answer["caption"],
+                         dense_events=d.answer["events"], calls=[g.record(), d.record()])
 
 
-def step1b(job: Job) -> dict:
+def step1b(job: Job) -> ChunkRecord:
     """Chunk the video (smallest ``chunk_duration_options`` entry giving at most ``max_chunks``)
-    and caption every chunk with the VLM, up to ``parallel`` calls at once."""
+    and caption every chunk with the VLM, the calls side by side within the call slots."""
     wf = job.settings.workflow
-    probe, mode = _probe_of(job), _mode(job)
+    probe, mode = job.probe, job.mode
     chunk_s = mediamod.select_chunk_duration(probe.duration, wf.chunk_duration_options, wf.max_chunks)
     windows = mediamod.plan_chunks(probe.duration, chunk_s)
     key = f"{mode}_chunk_caption"
@@ -225,35 +252,32 @@ def step1b(job: Job) -> dict:
             replies = list(pool.map(lambda r: job.ask(vlm, key, values, r), refs))
     finally:
         vlm.close()
-    chunks = [{"index": i, "start": s, "end": e, "caption": r.answer["caption"]}
+    chunks = [Chunk(index=i, start=s, end=e, caption=r.answer["caption"])
               for i, ((s, e), r) in enumerate(zip(windows, replies))]
-    return {"status": "done", "mode": mode, "chunk_duration": chunk_s, "chunks": chunks,
-            "calls": [r.record() for r in replies]}
+    return ChunkRecord(status=Status.DONE, mode=mode, chunk_duration=chunk_s, chunks=chunks,
+                       calls=[r.record() for r in replies])
 
 
 def _precut(job: Job, vlm: ModelClient, key: str, values: dict, refs: list[MediaRef]) -> list[MediaRef]:
-    """Cut all chunk clips in one ffmpeg pass when any chunk call is not cached yet."""
-    wf = job.settings.workflow
-    prompt = job.prompts.render(key, **values)
-    short = [r for r in refs if r.length <= wf.long_video_threshold_sec]
-    if all(vlm.is_cached(Request(key, prompt, model_for_key(key), job.prompts.tao_format, r)) for r in short):
+    """Cut all chunk clips in one ffmpeg pass when any chunk call shown as video is not cached yet."""
+    short = [r for r in refs if not vlm.media.is_long(r)]
+    if all(vlm.is_cached(job.request(key, values, r)) for r in short):
         return refs
     out = tempfile.mkdtemp(dir=vlm.scratch)
     clips = mediamod.cut_clips(refs[0].probe, [r.window for r in refs], out)
     return [MediaRef(r.probe, r.start, r.end, clip_path=c.path) for r, c in zip(refs, clips)]
 
 
-def step1c(job: Job) -> dict:
+def step1c(job: Job) -> HighlightRecord:
     """Anomaly videos only: the LLM picks the anomaly time from the captions, the VLM captions
     the highlight window ``[t - highlight_before_sec, t + highlight_after_sec]`` (clamped, >= 2 s)."""
     wf = job.settings.workflow
-    probe, mode = _probe_of(job), _mode(job)
+    probe, mode = job.probe, job.mode
     if mode != "anomaly":
-        return {"status": "not_applicable", "reason": "normal video", "calls": []}
-    ctx = _context(job)
+        return HighlightRecord(status=Status.NOT_APPLICABLE, reason="normal video")
     llm = job.client("llm", "1c")
     try:
-        t = job.ask(llm, "highlight_timestamp_extraction", ctx, check=_within(probe.duration))
+        t = job.ask(llm, "highlight_timestamp_extraction", _context(job), check=_within(probe.duration))
     finally:
         llm.close()
     anomaly = min(max(t.answer["anomaly_time_sec"], 0.0), probe.duration)
@@ -265,111 +289,144 @@ def step1c(job: Job) -> dict:
         c = job.ask(vlm, "highlight_chunk_caption", values, MediaRef(probe, start, end))
     finally:
         vlm.close()
-    return {"status": "done", "anomaly_time": anomaly, "start": start, "end": end, "caption": c.answer["caption"],
-            "evidence": t.answer["evidence"], "calls": [t.record(), c.record()]}
+    return HighlightRecord(status=Status.DONE, anomaly_time=anomaly, start=start, end=end,
+                           caption=c.answer["caption"], evidence=t.answer["evidence"],
+                           calls=[t.record(), c.record()])
 
 
-def step2(job: Job) -> dict:
+def step2(job: Job) -> DescriptionRecord:
     """The LLM's structured description of the video from all captions."""
-    probe, mode = _probe_of(job), _mode(job)
     llm = job.client("llm", "2")
     try:
-        r = job.ask(llm, f"{mode}_description", _context(job), check=_within(probe.duration))
+        r = job.ask(llm, f"{job.mode}_description", _context(job), check=_within(job.probe.duration))
     finally:
         llm.close()
-    return {"status": "done", "mode": mode, "description": r.answer, "calls": [r.record()]}
+    return DescriptionRecord(status=Status.DONE, mode=job.mode, description=r.answer, calls=[r.record()])
 
 
-def step3(job: Job, qa_types: list[str]) -> dict[str, dict]:
-    """QA items with reasoning, one LLM call per QA type, up to ``parallel`` at once."""
-    probe, mode = _probe_of(job), _mode(job)
+def step3(job: Job, qa_types: list[str]) -> dict[str, QARecord]:
+    """QA items with reasoning, one LLM call per QA type, the calls side by side within the call slots."""
+    probe, mode = job.probe, job.mode
     ctx = _context(job)
     llm = job.client("llm", "3")
     try:
         with ThreadPoolExecutor(max_workers=len(qa_types)) as pool:  # the call slots bound the calls
             replies = list(pool.map(
-                lambda q: job.ask(llm, qa_prompt_key(mode, q), ctx, check=_within(probe.duration)), qa_types))
+                lambda q: job.ask(llm, QA_TYPES[q].prompt_key(mode), ctx, check=_within(probe.duration)), qa_types))
     finally:
         llm.close()
-    return {q: {"status": "done", "qa_type": q, "mode": mode, "video_id": job.vid, "path": job.video_path,
-                "sha256": probe.sha256, "duration": probe.duration, "items": r.answer["items"],
-                "calls": [r.record()]}
+    return {q: QARecord(status=Status.DONE, qa_type=q, mode=mode, video_id=job.vid, path=job.video_path,
+                        sha256=probe.sha256, duration=probe.duration, items=r.answer["items"], calls=[r.record()])
             for q, r in zip(qa_types, replies)}
 
 
-# ---------------------------------------------------------------- job entry point
-
-
-def failure_marker(results_dir: str, job_name: str, vid: str) -> str:
-    """Where a failed job records its error for ``summary.json``."""
-    return os.path.join(results_dir, "failures", f"step_{job_name}", vid + ".json")
-
+# ---------------------------------------------------------------- jobs
 
 _RUN = {"1a": step1a, "1b": step1b, "1c": step1c, "2": step2}
 
 
-def _finish(job: Job, outputs: dict[str, str], step: str, record: dict) -> None:
-    """Write a sub-step's record to its output and hand it to the later sub-steps."""
-    atomic_write_json(outputs["step" + step], record)
-    job.inputs["step" + step] = record
-    log.info("video %s, step %s: %s %s", job.vid, step, record["status"], record.get("reason", ""))
+def _blank(step: str, qa_type: str | None, job: Job, status: Status, reason: str) -> Record:
+    """A record of ``step`` that says only ``status`` and ``reason`` (no result)."""
+    extra = {"0": {"video_id": job.vid, "path": job.video_path, "source": job.source},
+             "3": {"qa_type": qa_type, "video_id": job.vid, "path": job.video_path}}.get(step, {})
+    return STEPS[step].record(status=status, reason=reason, **extra)
 
 
-def run_steps(job: Job, outputs: dict[str, str], job_name: str) -> None:
-    """Run the sub-steps of one job whose outputs are wanted, each written as soon as done.
+class _Writer:
+    """Writes a job's outputs as they are produced and hands each record to later steps."""
 
-    Job ``"01"``: step 0, then 1a and 1b side by side (they are independent), then 1c.
-    Job ``"23"``: step 2, then step 3 (one output per QA type). A later sub-step reads the
-    records of earlier ones (e.g. 1c reads 1a and 1b). A video rejected upstream gets
-    ``skipped`` records at no cost; a safety block is recorded as ``blocked`` and passed on
-    as a skip.
-    """
-    if job_name == "01":
-        _finish(job, outputs, "0", step0(job))
-        wanted = [s for s in ("1a", "1b") if "step" + s in outputs]
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            futures = {s: pool.submit(_run_one, job, s) for s in wanted}
-            records = {s: f.result() for s, f in futures.items()}
-        for s in wanted:
-            _finish(job, outputs, s, records[s])
-        later = ["1c"]
-    else:
-        later = ["2"]
-    for step in later:
-        if "step" + step in outputs:
-            _finish(job, outputs, step, _run_one(job, step))
-    names = {name[3:]: path for name, path in outputs.items() if name.startswith("qa_")}
-    if names:
-        problem = _upstream_problem(job)
-        try:
-            results = ({q: {"status": "skipped", "reason": problem, "qa_type": q, "items": [], "calls": []}
-                        for q in names} if problem else step3(job, list(names)))
-        except BlockedError as exc:
-            log.error("%s", exc)
-            results = {q: {"status": "blocked", "reason": str(exc), "qa_type": q, "items": [], "calls": []}
-                       for q in names}
-        for q, path in names.items():
-            atomic_write_json(path, results[q])
+    def __init__(self, job: Job, outputs: dict[str, str]):
+        self.job, self.outputs, self.written = job, outputs, set()
+
+    def wants(self, step: str) -> bool:
+        """True when the job has an output for ``step``."""
+        return any(k == output_key(step, q) for k in self.outputs for q in (None, *QA_TYPES))
+
+    def put(self, step: str, record: Record, qa_type: str | None = None) -> None:
+        """Write ``record`` to its output and make it available to later steps."""
+        key = output_key(step, qa_type)
+        write_record(self.outputs[key], record)
+        self.written.add(key)
+        if qa_type is None:
+            self.job.records[step] = record
+        log.info("video %s, step %s%s: %s %s", self.job.vid, step, f" ({qa_type})" if qa_type else "",
+                 record.status.value, record.reason)
+
+    def fail_rest(self, message: str) -> None:
+        """Every output not written yet, as a ``failed`` record with ``message``."""
+        for step in STEPS:
+            for q in (QA_TYPES if STEPS[step].per_qa_type else (None,)):
+                key = output_key(step, q)
+                if key in self.outputs and key not in self.written:
+                    self.put(step, _blank(step, q, self.job, Status.FAILED, message), q)
 
 
-def _run_one(job: Job, step: str) -> dict:
+def _run_one(job: Job, step: str) -> Record:
     """The record of one sub-step: skipped (upstream problem), blocked, or its result."""
-    problem = _upstream_problem(job)
+    problem = upstream_problem(job)
     if problem:
-        return {"status": "skipped", "reason": problem, "calls": []}
+        return _blank(step, None, job, Status.SKIPPED, problem)
     try:
         return _RUN[step](job)
     except BlockedError as exc:
         log.error("%s", exc)
-        return {"status": "blocked", "reason": str(exc), "calls": []}
+        return _blank(step, None, job, Status.BLOCKED, str(exc))
+
+
+def run_steps(job: Job, writer: _Writer, job_name: str) -> None:
+    """Run the steps of ``job_name`` whose outputs are wanted, each written as soon as done.
+
+    ``caption_video``: step 0, then 1a and 1b side by side (they are independent), then 1c.
+    ``write_qa``: step 2, then step 3 (one output per QA type). A video rejected upstream
+    gets ``skipped`` records at no cost; a safety block is recorded as ``blocked`` and
+    passed on as a skip.
+    """
+    steps = JOBS[job_name].steps
+    if "0" in steps:
+        writer.put("0", step0(job))
+    side_by_side = [s for s in ("1a", "1b") if s in steps and writer.wants(s)]
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        futures = {s: pool.submit(_run_one, job, s) for s in side_by_side}
+        records = {s: f.result() for s, f in futures.items()}
+    for s in side_by_side:
+        writer.put(s, records[s])
+    for step in ("1c", "2"):
+        if step in steps and writer.wants(step):
+            writer.put(step, _run_one(job, step))
+    qa_types = [q for q in QA_TYPES if output_key("3", q) in writer.outputs]
+    if "3" in steps and qa_types:
+        problem = upstream_problem(job)
+        try:
+            results = ({q: _blank("3", q, job, Status.SKIPPED, problem) for q in qa_types}
+                       if problem else step3(job, qa_types))
+        except BlockedError as exc:
+            log.error("%s", exc)
+            results = {q: _blank("3", q, job, Status.BLOCKED, str(exc)) for q in qa_types}
+        for q in qa_types:
+            writer.put("3", results[q], q)
+
+
+def _record_failure(results_dir: str, job_name: str, vid: str, message: str) -> None:
+    atomic_write_json(failure_path(results_dir, job_name, vid),
+                      {"video_id": vid, "job": job_name, "error": message, "resolved": False,
+                       "token": uuid.uuid4().hex})
+
+
+def _resolve_failure(results_dir: str, job_name: str, vid: str) -> None:
+    path = failure_path(results_dir, job_name, vid)
+    rec = read_json(path)
+    if isinstance(rec, dict) and not rec.get("resolved"):
+        atomic_write_json(path, {**rec, "resolved": True})
 
 
 def run_job(smk, job_name: str) -> None:
-    """Run one per-video job (``"01"`` = steps 0, 1a-1c; ``"23"`` = steps 2-3) for the
-    Snakemake job ``smk`` and write its outputs.
+    """Run one per-video job (see :data:`video_reasoning.steps.JOBS`) for the Snakemake job
+    ``smk`` and write all its outputs.
 
-    Exits non-zero with one message naming video, step, backend/model and the last error
-    when a model call fails for good; the error is also recorded for ``summary.json``.
+    When the video fails (a call failed for good, or any other error), its unfinished
+    outputs become ``failed`` records and the failure record gets a new token (the next
+    run retries the job); the job itself succeeds, so the other videos, step 4 and the
+    summary go on. Exits non-zero only when the prompts changed while the workflow ran.
     """
     settings = settings_from_config(smk.config)
     secrets = secrets_in_use(settings)
@@ -379,27 +436,27 @@ def run_job(smk, job_name: str) -> None:
     expected = dict(getattr(smk.params, "prompts", {}) or {})
     if expected and prompts.digest(expected) != expected:
         sys.exit(f"video {smk.wildcards.vid}: the prompts changed while the workflow ran; run snakemake again")
-    inputs = {name: read_json(path) for name, path in smk.input.items() if name.startswith("step")}
-    job = Job(vid=smk.wildcards.vid, settings=settings, prompts=prompts, results_dir=results_dir,
-              inputs=inputs, video_path=smk.params.video, source=smk.params.source, problem=smk.params.problem)
-    outputs = dict(smk.output.items())
-    marker = failure_marker(results_dir, job_name, job.vid)
+    vid = smk.wildcards.vid
+    records = {}
+    for key, path in smk.input.items():
+        step = key.removeprefix("step_")
+        if step in STEPS:
+            records[step] = read_record(path, STEPS[step].record)
+    job = Job(vid=vid, settings=settings, prompts=prompts, results_dir=results_dir, records=records,
+              video_path=smk.params.video, source=smk.params.source, problem=smk.params.problem)
+    writer = _Writer(job, dict(smk.output.items()))
     try:
-        run_steps(job, outputs, job_name)
-    except ModelCallError as exc:
-        message = scrub(str(exc), secrets)
-        atomic_write_json(marker, {"video_id": job.vid, "step": job_name, "error": message})
-        log.error("%s", message)
-        sys.exit(message)
-    except Exception as exc:  # record any other failure for summary.json, then fail the job
-        message = scrub(f"video {job.vid} ({job.video_path}), step {job_name}: {type(exc).__name__}: {exc}", secrets)
-        atomic_write_json(marker, {"video_id": job.vid, "step": job_name, "error": message})
-        log.exception("%s", message)
-        raise
-    try:
-        os.remove(marker)
-    except FileNotFoundError:
-        pass
+        run_steps(job, writer, job_name)
+    except Exception as exc:  # any failure of this video is recorded; the run goes on without it
+        known = isinstance(exc, ModelCallError)  # its message names video, step, model and error
+        message = scrub(str(exc) if known else
+                        f"video {vid} ({job.video_path or job.source}), job {job_name}: {type(exc).__name__}: {exc}",
+                        secrets)
+        log.error("%s", message, exc_info=not known)
+        writer.fail_rest(message)
+        _record_failure(results_dir, job_name, vid, message)
+        return
+    _resolve_failure(results_dir, job_name, vid)
 
 
 class _ScrubFilter(logging.Filter):

@@ -5,7 +5,8 @@ so a TAO ``prompts_module`` (a module with a ``PROMPT_TEMPLATES`` dict) is a dro
 texts are ours. Templates use ``str.format`` placeholders; a template with none of its
 key's placeholders is sent as is (TAO does the same), so literal braces are safe there.
 
-Our templates ask for JSON that the backend enforces with a schema (see ``answers.py``).
+Our templates ask for JSON that the backend enforces with a schema (the key's answer model,
+:data:`PROMPT_KEYS`).
 Templates from a ``prompts_module`` ask for TAO's free-text ``=====`` blocks instead, and
 their answers are parsed as such. Single templates can be overridden in the spec under
 ``video_reasoning_annotation.prompts``; they keep the JSON schema of their key.
@@ -16,31 +17,32 @@ from __future__ import annotations
 import importlib
 import re
 import string
+from dataclasses import dataclass
 
 from video_reasoning.config import ConfigError, Settings, short_hash
+from video_reasoning.models import (
+    Answer,
+    CaptionAnswer,
+    ClassificationAnswer,
+    DenseCaptionAnswer,
+    DescriptionAnswer,
+    FilterAnswer,
+    HighlightTimeAnswer,
+)
+from video_reasoning.qa_types import QA_TYPES
 
 MODES = ("anomaly", "normal")
-#: QA types whose prompt does not depend on the anomaly/normal mode (TAO's split).
-MODE_FREE_QA = ("scene_description", "event_summary")
 
 _QA_CONTEXT = ("video_length", "global_caption", "dense_caption", "chunk_captions_str", "step_2_output")
-#: Placeholders each prompt key may use (TAO's names).
-PLACEHOLDERS: dict[str, tuple[str, ...]] = {
-    "video_filtering": (),
-    "video_anomaly_classification": (),
-    "highlight_timestamp_extraction": ("global_caption", "dense_caption", "chunk_captions_str", "video_length"),
-    "highlight_chunk_caption": ("anomaly_time", "start_time", "end_time", "duration"),
-    "scene_description": _QA_CONTEXT,
-    "event_summary": _QA_CONTEXT,
-}
-for _m in MODES:
-    PLACEHOLDERS[f"{_m}_global_caption"] = ()
-    PLACEHOLDERS[f"{_m}_dense_caption"] = ()
-    PLACEHOLDERS[f"{_m}_chunk_caption"] = ("chunk_duration",)
-    PLACEHOLDERS[f"{_m}_description"] = ("video_length", "global_caption", "dense_section",
-                                          "highlight_section", "chunk_captions_str", "dense_caption")
-    for _q in ("mcq", "bcq", "open_qa", "temporal_event_desc", "causal_linkage", "temporal_localization"):
-        PLACEHOLDERS[f"{_m}_{_q}"] = _QA_CONTEXT
+
+
+@dataclass(frozen=True)
+class PromptKey:
+    """One prompt key: its answer model and the placeholders its template may use (TAO's names)."""
+
+    answer_model: type[Answer]
+    placeholders: tuple[str, ...] = ()
+
 
 _GROUNDING = (
     "Treat the captions as the video itself: write about what the video shows, never about "
@@ -141,52 +143,46 @@ DEFAULT_PROMPTS: dict[str, str] = {
         "Overall caption:\n{global_caption}\n\n{dense_section}\n\n"
         "Chunk captions:\n{chunk_captions_str}"
     ),
-    "scene_description": (
-        "You write scene-description items for a video-reasoning dataset. Each item asks to describe "
-        "the scene (place, layout, lighting, weather, actors and objects and where they are) and "
-        "answers with a faithful, detailed paragraph; the reasoning explains which observations "
-        f"support each part of the answer. {_GROUNDING}" + _QA_INPUT
-    ),
-    "event_summary": (
-        "You write video-summarization items for a video-reasoning dataset. Each item asks to "
-        "summarise the video and answers with a concise paragraph covering the main events in "
-        "order and any anomaly; the reasoning explains how the events connect. "
-        f"{_GROUNDING}" + _QA_INPUT
-    ),
 }
 
-for _m in MODES:
-    DEFAULT_PROMPTS[f"{_m}_mcq"] = _qa(_m, (
-        "multiple-choice questions. Each question has exactly four options of similar length and "
-        "form; exactly one is correct, and each wrong option is clearly contradicted by the video, "
-        "not merely less likely. Name the correct option by its letter in the order you wrote them. "
-        "The reasoning goes step by step from what is visible to the answer and says why each wrong "
-        "option fails. Write 1 to 3 questions that need the video to answer"))
-    DEFAULT_PROMPTS[f"{_m}_bcq"] = _qa(_m, (
-        "yes/no questions. Balance them: some answered Yes, some No. The explanation justifies the "
-        "answer in one or two sentences; the reasoning goes step by step from what is visible to the "
-        "answer. Write 1 to 3 questions that need the video to answer"))
-    DEFAULT_PROMPTS[f"{_m}_open_qa"] = _qa(_m, (
-        "open-ended questions (why, how, what happens after) whose answers are a few precise "
-        "sentences, each with a step-by-step reasoning grounded in visible evidence. Write 1 to 3"))
-    DEFAULT_PROMPTS[f"{_m}_temporal_event_desc"] = _qa(_m, (
-        "temporal event description items. Each names a time window (start and end seconds inside "
-        "the video) and asks what happens in it; the answer describes the events of that window in "
-        "order, and the reasoning ties them to the surrounding timeline. Write 1 to 3"))
-    DEFAULT_PROMPTS[f"{_m}_causal_linkage"] = _qa(_m, (
-        "causal linkage items. Each question names two moments (in seconds) and asks how the event at "
-        "the first leads to the situation at the second; the answer explains the chain of cause and "
-        "effect, and the reasoning walks through the intermediate events. Write 1 to 3"))
-    DEFAULT_PROMPTS[f"{_m}_temporal_localization"] = _qa(_m, (
-        "temporal localization items. Each asks when a specific, unambiguous event happens; the answer "
-        "is its start and end in seconds inside the video. The reasoning states what the scene looks "
-        "like before the start, what changes at the start, and why the event is over at the end. "
-        "Write 1 to 3"))
+
+def _keys() -> dict[str, PromptKey]:
+    keys = {
+        "video_filtering": PromptKey(FilterAnswer),
+        "video_anomaly_classification": PromptKey(ClassificationAnswer),
+        "highlight_timestamp_extraction": PromptKey(HighlightTimeAnswer, ("global_caption", "dense_caption",
+                                                                          "chunk_captions_str", "video_length")),
+        "highlight_chunk_caption": PromptKey(CaptionAnswer, ("anomaly_time", "start_time", "end_time", "duration")),
+    }
+    for m in MODES:
+        keys[f"{m}_global_caption"] = PromptKey(CaptionAnswer)
+        keys[f"{m}_dense_caption"] = PromptKey(DenseCaptionAnswer)
+        keys[f"{m}_chunk_caption"] = PromptKey(CaptionAnswer, ("chunk_duration",))
+        keys[f"{m}_description"] = PromptKey(DescriptionAnswer, ("video_length", "global_caption", "dense_section",
+                                                                 "highlight_section", "chunk_captions_str",
+                                                                 "dense_caption"))
+    for qa in QA_TYPES.values():
+        for m in MODES:
+            keys[qa.prompt_key(m)] = PromptKey(qa.answer_model, _QA_CONTEXT)
+    return keys
 
 
-def qa_prompt_key(mode: str, qa_type: str) -> str:
-    """The prompt key of a QA type for a video of ``mode`` (``anomaly``/``normal``)."""
-    return qa_type if qa_type in MODE_FREE_QA else f"{mode}_{qa_type}"
+#: Every prompt key: its answer model and placeholders (QA keys from the QA-type registry).
+PROMPT_KEYS: dict[str, PromptKey] = _keys()
+#: Placeholders each prompt key may use.
+PLACEHOLDERS: dict[str, tuple[str, ...]] = {k: v.placeholders for k, v in PROMPT_KEYS.items()}
+
+for _qa_type in QA_TYPES.values():
+    if _qa_type.mode_free:
+        DEFAULT_PROMPTS[_qa_type.name] = f"{_qa_type.prompt} {_GROUNDING}" + _QA_INPUT
+    else:
+        for _m in MODES:
+            DEFAULT_PROMPTS[_qa_type.prompt_key(_m)] = _qa(_m, _qa_type.prompt)
+
+
+def model_for_key(prompt_key: str) -> type[Answer]:
+    """The answer model of a prompt key (TAO's key names)."""
+    return PROMPT_KEYS[prompt_key].answer_model
 
 
 class PromptSet:
@@ -310,10 +306,8 @@ def step_prompt_keys(step: str, settings: Settings) -> list[str]:
         return ["highlight_timestamp_extraction", "highlight_chunk_caption"]
     if step == "2":
         return [f"{m}_description" for m in modes]
-    if step.startswith("3:"):
-        return sorted({qa_prompt_key(m, step[2:]) for m in modes})
     if step == "3":
-        return sorted({qa_prompt_key(m, q) for m in modes for q in wf.qa_types})
+        return sorted({QA_TYPES[q].prompt_key(m) for m in modes for q in wf.qa_types})
     return []
 
 

@@ -20,20 +20,24 @@ from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
-def fake_from_schema(schema: dict, name: str = "", salt: str = "") -> object:
-    """A deterministic instance of a JSON schema (the subset the workflow sends)."""
+def fake_from_schema(schema: dict, name: str = "", salt: str = "", root: dict | None = None) -> object:
+    """A deterministic instance of a JSON schema (the subset the workflow sends; ``$ref``
+    resolved against the root's ``$defs``)."""
+    root = schema if root is None else root
+    if "$ref" in schema:
+        return fake_from_schema(root["$defs"][schema["$ref"].split("/")[-1]], name, salt, root)
     if "enum" in schema:
         return schema["enum"][0]
     if "anyOf" in schema:
-        return fake_from_schema(schema["anyOf"][0], name, salt)
+        return fake_from_schema(schema["anyOf"][0], name, salt, root)
     kind = schema.get("type")
     if isinstance(kind, list):
         kind = next(k for k in kind if k != "null")
     if kind == "object":
-        return {k: fake_from_schema(v, k, salt) for k, v in schema.get("properties", {}).items()}
+        return {k: fake_from_schema(v, k, salt, root) for k, v in schema.get("properties", {}).items()}
     if kind == "array":
         n = max(schema.get("minItems", 1), min(2, schema.get("maxItems", 2)))
-        return [fake_from_schema(schema.get("items", {}), f"{name}{i}", salt + str(i)) for i in range(n)]
+        return [fake_from_schema(schema.get("items", {}), f"{name}{i}", salt + str(i), root) for i in range(n)]
     if kind == "boolean":
         return True
     if kind in ("number", "integer"):
@@ -246,7 +250,8 @@ class StandIn:
             name = "files/" + uri.rsplit("/", 1)[1]
             if name not in self.uploads:
                 return h._send(403, {"error": {"code": 403, "status": "PERMISSION_DENIED",
-                                               "message": f"You do not have permission to access the File {name} or it may not exist."}})
+                                               "message": f"You do not have permission to access the File "
+                                                          f"{name} or it may not exist."}})
             sha = self.uploads[name]["sha256Hash"]
             meta = p.get("videoMetadata") or p.get("video_metadata")
             if meta:  # the SDK may send snake_case; record camelCase as the REST API documents

@@ -1,0 +1,39 @@
+# Steps 0 and 1 (VLM), one job per video. Step 0 probes the video once (rejecting bad input
+# at no model cost), asks the VLM whether it is suitable and, in auto mode, classifies it as
+# anomaly or normal. Step 1: 1a global + dense caption, 1b chunk captions (smallest
+# chunk_duration_options entry giving at most max_chunks chunks), 1a and 1b side by side;
+# then 1c for anomaly videos: the LLM's anomaly time and the VLM's highlight-clip caption.
+# Each step writes its own per-video record; only the steps that run are outputs.
+
+
+rule caption_video:
+    input:
+        video=video_file,
+    output:
+        **job_outputs("caption_video"),
+    log:
+        registry.log_path(R, "caption_video"),
+    conda:
+        "../envs/video_reasoning.yaml"
+    resources:
+        **call_resources("caption_video"),
+    params:
+        **video_params("caption_video"),
+        vlm=SETTINGS.vlm.fingerprint(),
+        llm=SETTINGS.llm.fingerprint() if "1c" in STEPS else {},
+        workflow=WF.model_dump(
+            mode="json",
+            include={
+                "mode",
+                "max_video_length_sec",
+                "chunk_duration_options",
+                "max_chunks",
+                "highlight_before_sec",
+                "highlight_after_sec",
+                "long_video_threshold_sec",
+                "long_video_sample_fps",
+                "long_video_max_frames",
+            },
+        ),
+    script:
+        "../scripts/caption_video.py"

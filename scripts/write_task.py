@@ -1,0 +1,11 @@
+"""Snakemake script of rule write_task (step 4): one DAFT-validated tao-vl-reason-v1.0 task file."""
+
+import logging
+
+from video_reasoning.export import write_task
+
+smk = snakemake  # noqa: F821 (snakemake is injected by the script directive)
+logging.basicConfig(filename=smk.log[0], level=logging.INFO, force=True)
+n = write_task(smk.wildcards.task, list(smk.input), smk.output[0], smk.params.media_root, smk.params.license,
+               smk.params.description_extra)
+logging.info("%s: %d items, DAFT-valid", smk.output[0], n)

@@ -1,0 +1,208 @@
+"""Asking a model: one entry point, :meth:`ModelClient.ask`, which for one request
+
+1. answers from the response cache when the same request was answered before
+   (:mod:`video_reasoning.cache`): reruns and resumed runs pay nothing;
+2. otherwise holds one of the backend's call slots (:mod:`video_reasoning.slots`) and sends
+   it through the backend's adapter (:mod:`video_reasoning.providers`);
+3. validates the answer with the key's answer model (and the request's ``check``): an
+   invalid, empty or truncated answer is re-asked with the problem, failures are retried
+   under the policy of :mod:`video_reasoning.retry`;
+4. raises :class:`~video_reasoning.retry.ModelCallError` naming video, step, backend/model
+   and the last error when retries run out or the error is permanent, and
+   :class:`~video_reasoning.retry.BlockedError` for a safety block.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+import threading
+
+from pydantic import ValidationError
+
+from video_reasoning.cache import ResponseCache, request_key
+from video_reasoning.config import BackendSettings, WorkflowSettings, short_hash
+from video_reasoning.media import MediaPrep
+from video_reasoning.models import parse_tao
+from video_reasoning.providers import make_provider
+from video_reasoning.providers.base import Endpoint, Finish, Provider, Request, Turn
+from video_reasoning.records import CallRecord
+from video_reasoning.retry import BlockedError, ModelCallError, PermanentError, RetryableError, call_with_retries
+from video_reasoning.slots import ThreadSlots
+
+
+class Reply(CallRecord):
+    """A validated answer (the answer model's fields) with its provenance; what the cache keeps."""
+
+    answer: dict
+
+    def record(self) -> CallRecord:
+        """The provenance written into step records."""
+        return CallRecord.model_validate(self.model_dump(exclude={"answer"}))
+
+
+def scrub(text: str, secrets: list[str]) -> str:
+    """``text`` with every secret replaced by ``***``."""
+    for s in secrets:
+        if s:
+            text = text.replace(s, "***")
+    return text
+
+
+def _strip_fence(text: str) -> str:
+    t = text.strip()
+    if t.startswith("```"):
+        t = t.split("\n", 1)[1] if "\n" in t else ""
+        t = t.rsplit("```", 1)[0]
+    return t
+
+
+def _short_error(exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        parts = [f"{'.'.join(str(x) for x in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:5]]
+        return "; ".join(parts)
+    return str(exc)[:500]
+
+
+class ModelClient:
+    """Asks one backend (the ``vlm`` or the ``llm`` role) with caching and retries.
+
+    Args:
+        role: ``"vlm"`` or ``"llm"`` (names the API-key settings in errors).
+        block: the role's backend settings.
+        workflow: retry bounds and long-video sampling settings.
+        api_key: the key (never written anywhere).
+        cache_dir: ``<results_dir>/.cache``: answers in ``responses/``, frames in
+            ``frames/``, Gemini uploads in ``uploads/``.
+        context: video id and step, used in error messages.
+        slots: a slot is held during each request sent, so the calls of every client
+            sharing the slots stay within ``max_workers``; cached answers take none.
+            Default: one call at a time.
+    """
+
+    def __init__(self, role: str, block: BackendSettings, workflow: WorkflowSettings, api_key: str,
+                 cache_dir: str, context: str = "", slots=None):
+        self.role = role
+        self.block = block
+        self.workflow = workflow
+        self.secrets = [api_key] if api_key else []
+        self.context = context
+        self.fingerprint = block.fingerprint()
+        self.cache = ResponseCache(os.path.join(cache_dir, "responses"))
+        self.scratch = tempfile.mkdtemp(prefix="vra-")
+        self.media = MediaPrep(cache_dir, self.scratch, workflow.long_video_threshold_sec,
+                               workflow.long_video_sample_fps, workflow.long_video_max_frames)
+        self._endpoint = Endpoint(role, api_key, cache_dir, self.media)
+        self._slots = slots or ThreadSlots()
+        self._provider: Provider | None = None
+        self._provider_lock = threading.Lock()
+
+    @property
+    def provider(self) -> Provider:
+        """The backend's adapter, built on the first request the cache cannot answer (the
+        SDK imports cost about half a second of CPU, which cached reruns need not pay)."""
+        with self._provider_lock:
+            if self._provider is None:
+                self._provider = make_provider(self.block.backend, self.block.provider, self._endpoint)
+            return self._provider
+
+    def close(self) -> None:
+        """Remove the scratch folder of cut clips."""
+        shutil.rmtree(self.scratch, ignore_errors=True)
+
+    # ------------------------------------------------------------------ public
+
+    def ask(self, req: Request) -> Reply:
+        """Answer ``req``, from the cache or the backend.
+
+        Raises:
+            ModelCallError: permanent error or retries exhausted (message names video, step,
+                backend/model and the last error; it never contains the API key).
+            BlockedError: the backend refused on safety grounds.
+        """
+        key = self.cache_key(req)
+        cached = self.cache.get(key)
+        if cached is not None:  # fields of other versions of this record are ignored
+            return Reply.model_validate(cached)
+        reply = self._ask_backend(req)
+        self.cache.put(key, reply.model_dump(mode="json"))
+        return reply
+
+    def cache_key(self, req: Request) -> str:
+        """SHA-256 (hex) of everything that determines the answer to ``req``: backend
+        fingerprint, prompt, answer schema, media identity (content hash and window) and
+        frame sampling. Not the API key, not timeouts."""
+        return request_key({
+            "backend": self.fingerprint,
+            "prompt": req.prompt,
+            "answer": req.answer_model.__name__,
+            "format": "tao" if req.tao_format else req.answer_model.model_json_schema(),
+            "media": req.media.identity() if req.media else None,
+            "sampling": self.media.sampling(req.media) if req.media else None,
+        })
+
+    def is_cached(self, req: Request) -> bool:
+        """True when ``req`` would be answered from the cache (no model call)."""
+        return self.cache_key(req) in self.cache
+
+    # ------------------------------------------------------------------ internals
+
+    def _where(self, req: Request) -> str:
+        return f"{self.context}: {self.role} {self.block.backend}/{self.block.model} prompt {req.prompt_key}"
+
+    def _ask_backend(self, req: Request) -> Reply:
+        reasks: list[Turn] = []
+        tries = {"n": 0}
+
+        def attempt(n: int) -> Reply:
+            tries["n"] = n
+            return self._attempt(req, reasks, n)
+
+        def describe(n: int, exc: BaseException) -> str:
+            return scrub(f"{self.context}: {req.prompt_key} attempt {n} failed ({exc}); retrying", self.secrets)
+
+        try:
+            reply, _ = call_with_retries(attempt, self.workflow.retry_attempts, self.workflow.retry_max_seconds,
+                                         describe)
+            return reply
+        except RetryableError as exc:
+            message = f"{self._where(req)}: gave up after {tries['n']} attempts; last error: {exc}"
+            raise ModelCallError(scrub(message, self.secrets)) from None
+        except BlockedError as exc:
+            raise BlockedError(scrub(f"{self.context}: {req.prompt_key}: {exc}", self.secrets)) from None
+        except PermanentError as exc:
+            raise ModelCallError(scrub(f"{self._where(req)}: {exc}", self.secrets), permanent=True) from None
+
+    def _attempt(self, req: Request, reasks: list[Turn], n: int) -> Reply:
+        provider = self.provider
+        try:
+            with self._slots.hold():
+                got = provider.send(req, reasks)
+        except PermanentError as exc:
+            if exc.upload_gone and n == 1:
+                provider.forget_upload(req.media)
+                raise RetryableError(f"uploaded file is gone, re-uploading ({exc})") from None
+            raise
+        if got.finish is Finish.BLOCKED:
+            raise BlockedError(f"the backend blocked the answer on safety grounds ({got.text or 'no text'})")
+        if got.finish is Finish.LENGTH:
+            raise RetryableError("answer cut off at the output-token limit")
+        if not got.text.strip():
+            raise RetryableError("empty answer")
+        try:
+            if req.tao_format:
+                answer = req.answer_model.model_validate(parse_tao(req.answer_model, got.text))
+            else:
+                answer = req.answer_model.model_validate(json.loads(_strip_fence(got.text)))
+            if req.check:
+                req.check(answer)
+        except (ValueError, ValidationError) as exc:  # JSONDecodeError and ValidationError are ValueErrors
+            problem = _short_error(exc)
+            if not req.tao_format:
+                reasks[:] = [Turn(got.text, problem)]
+            raise RetryableError(f"invalid answer: {problem}", reask=problem) from None
+        return Reply(prompt_key=req.prompt_key, prompt_sha=short_hash(req.prompt), backend=self.block.backend,
+                     model=self.block.model, answer=answer.model_dump(mode="json"), raw=got.text,
+                     input_tokens=got.input_tokens, output_tokens=got.output_tokens, attempts=n)

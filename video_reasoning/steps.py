@@ -1,0 +1,138 @@
+"""The pipeline's steps and jobs, and every path the workflow writes: defined here only.
+
+Steps are TAO's (0, 1a, 1b, 1c, 2, 3, 4). Each per-video step writes one record file per
+video (step 3: one per QA type); the steps of a video run in two jobs, each a Snakemake
+rule of the same name, whose log folder and failure record carry that name too:
+
+- ``caption_video`` (VLM): steps 0, 1a, 1b, 1c;
+- ``write_qa`` (LLM): steps 2, 3;
+- ``write_task``: step 4, one tao-vl-reason-v1.0 file per task;
+- ``summarize``: ``summary.json`` from all records.
+
+The record models live in :mod:`video_reasoning.records`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+
+from video_reasoning import records
+
+#: TAO's steps, in pipeline order.
+STEP_NAMES = ("0", "1a", "1b", "1c", "2", "3", "4")
+
+
+@dataclass(frozen=True)
+class Step:
+    """One per-video step.
+
+    Attributes:
+        name: TAO's step name.
+        folder: folder under ``results_dir`` of its per-video records.
+        job: the job (rule) that writes it.
+        record: its record model.
+        per_qa_type: step 3 writes one record per QA type, in ``<folder>/<qa_type>/``.
+        roles: the backends it calls (``vlm``, ``llm``).
+    """
+
+    name: str
+    folder: str
+    job: str
+    record: type[records.Record]
+    per_qa_type: bool = False
+    roles: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Job:
+    """One per-video job: a Snakemake rule running some steps of one video."""
+
+    name: str
+    steps: tuple[str, ...]
+
+    def roles(self, steps: tuple[str, ...]) -> list[str]:
+        """The backends its steps among ``steps`` (those that run) call."""
+        return sorted({r for s in self.steps if s in steps for r in STEPS[s].roles})
+
+
+STEPS: dict[str, Step] = {s.name: s for s in (
+    Step("0", "step_0", "caption_video", records.ProbeRecord, roles=("vlm",)),
+    Step("1a", "step_1a", "caption_video", records.CaptionRecord, roles=("vlm",)),
+    Step("1b", "step_1b", "caption_video", records.ChunkRecord, roles=("vlm",)),
+    Step("1c", "step_1c", "caption_video", records.HighlightRecord, roles=("llm", "vlm")),
+    Step("2", "step_2", "write_qa", records.DescriptionRecord, roles=("llm",)),
+    Step("3", "step_3", "write_qa", records.QARecord, per_qa_type=True, roles=("llm",)),
+)}
+
+JOBS: dict[str, Job] = {j.name: j for j in (
+    Job("caption_video", ("0", "1a", "1b", "1c")),
+    Job("write_qa", ("2", "3")),
+)}
+
+#: Step 4's folder (one file per task) and the run summary.
+DATASET_FOLDER = "step_4_output"
+SUMMARY_FILE = "summary.json"
+
+
+def step_path(results_dir: str, step: str, vid: str = "{vid}", qa_type: str | None = None) -> str:
+    """Per-video record of ``step`` (``<results_dir>/step_1a/<vid>.json``; step 3:
+    ``<results_dir>/step_3/<qa_type>/<vid>.json``). ``vid`` defaults to the wildcard."""
+    s = STEPS[step]
+    if s.per_qa_type:
+        if not qa_type:
+            raise ValueError(f"step {step} has one record per QA type: give qa_type")
+        return os.path.join(results_dir, s.folder, qa_type, f"{vid}.json")
+    return os.path.join(results_dir, s.folder, f"{vid}.json")
+
+
+def output_key(step: str, qa_type: str | None = None) -> str:
+    """The name of a step's output in its rule (``step_1a``, ``step_3_mcq``)."""
+    return f"step_{step}" + (f"_{qa_type}" if STEPS[step].per_qa_type else "")
+
+
+def job_outputs(job: str, results_dir: str, steps: tuple[str, ...], qa_types: tuple[str, ...],
+                vid: str = "{vid}") -> dict[str, str]:
+    """Named outputs of ``job`` for one video: its steps that run (``steps``), step 3 once
+    per QA type. Step 0's record is always written (it holds the probe)."""
+    out = {}
+    for name in JOBS[job].steps:
+        if name not in steps and name != "0":
+            continue
+        for q in (qa_types if STEPS[name].per_qa_type else (None,)):
+            out[output_key(name, q)] = step_path(results_dir, name, vid, q)
+    return out
+
+
+def failure_path(results_dir: str, job: str, vid: str = "{vid}") -> str:
+    """The last failure of ``job`` on a video: what the rerun retries and the summary shows."""
+    return os.path.join(results_dir, "failures", job, f"{vid}.json")
+
+
+def failure_token(results_dir: str, job: str, vid: str) -> str:
+    """The token of the last failure of ``job`` on ``vid`` ("" when it never failed).
+
+    Rules carry it as a param: a new failure changes it, so Snakemake reruns the job on
+    the next run; a later success keeps it, so the job is not rerun again.
+    """
+    try:
+        with open(failure_path(results_dir, job, vid), encoding="utf-8") as fh:
+            return str(json.load(fh).get("token", ""))
+    except FileNotFoundError:
+        return ""
+
+
+def log_path(results_dir: str, job: str, name: str = "{vid}") -> str:
+    """The log of one job (rule ``job``, wildcard value ``name``)."""
+    return os.path.join(results_dir, "logs", job, f"{name}.log")
+
+
+def task_path(results_dir: str, task: str = "{task}") -> str:
+    """Step 4's tao-vl-reason-v1.0 file of one task."""
+    return os.path.join(results_dir, DATASET_FOLDER, f"{task}.json")
+
+
+def summary_path(results_dir: str) -> str:
+    """The run summary."""
+    return os.path.join(results_dir, SUMMARY_FILE)
