@@ -66,14 +66,8 @@ def job_outputs(job):
 
 
 def job_inputs(job):
-    """Named inputs of a job: the records of earlier jobs' steps that run."""
-    order = list(registry.STEPS)
-    earlier = order[: order.index(registry.JOBS[job].steps[0])]
-    return {
-        registry.output_key(s): registry.step_path(R, s)
-        for s in earlier
-        if s in STEPS or s == "0"
-    }
+    """Named inputs of a job: the records of earlier jobs' steps."""
+    return registry.job_inputs(job, R, STEPS)
 
 
 def video_file(wildcards):
@@ -130,5 +124,5 @@ def all_targets():
         *records_of_all_videos(),
         *[registry.task_path(R, t) for t in TASKS],
         registry.summary_path(R),
-        f"{R}/logs/check_failures/ok",
+        registry.check_path(R),
     ]

@@ -53,7 +53,7 @@ rule check_failures:
     input:
         registry.summary_path(R),
     output:
-        touch(f"{R}/logs/check_failures/ok"),
+        touch(registry.check_path(R)),
     log:
         registry.log_path(R, "check_failures", "check"),
     conda:

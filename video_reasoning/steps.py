@@ -92,17 +92,26 @@ def output_key(step: str, qa_type: str | None = None) -> str:
     return f"step_{step}" + (f"_{qa_type}" if STEPS[step].per_qa_type else "")
 
 
+def written(steps: tuple[str, ...]) -> list[str]:
+    """The per-video steps whose records a run with ``steps`` writes, in order: those that
+    run, and step 0 always (its record holds the probe)."""
+    return [s for s in STEPS if s in steps or s == "0"]
+
+
 def job_outputs(job: str, results_dir: str, steps: tuple[str, ...], qa_types: tuple[str, ...],
                 vid: str = "{vid}") -> dict[str, str]:
-    """Named outputs of ``job`` for one video: its steps that run (``steps``), step 3 once
-    per QA type. Step 0's record is always written (it holds the probe)."""
-    out = {}
-    for name in JOBS[job].steps:
-        if name not in steps and name != "0":
-            continue
-        for q in (qa_types if STEPS[name].per_qa_type else (None,)):
-            out[output_key(name, q)] = step_path(results_dir, name, vid, q)
-    return out
+    """Named outputs of ``job`` for one video: its records among :func:`written`, step 3
+    once per QA type."""
+    return {output_key(name, q): step_path(results_dir, name, vid, q)
+            for name in written(steps) if name in JOBS[job].steps
+            for q in (qa_types if STEPS[name].per_qa_type else (None,))}
+
+
+def job_inputs(job: str, results_dir: str, steps: tuple[str, ...]) -> dict[str, str]:
+    """Named inputs of ``job`` for one video (wildcard): the records of earlier steps
+    among :func:`written`."""
+    first = list(STEPS).index(JOBS[job].steps[0])
+    return {output_key(s): step_path(results_dir, s) for s in written(steps) if list(STEPS).index(s) < first}
 
 
 def failure_path(results_dir: str, job: str, vid: str = "{vid}") -> str:
@@ -136,3 +145,8 @@ def task_path(results_dir: str, task: str = "{task}") -> str:
 def summary_path(results_dir: str) -> str:
     """The run summary."""
     return os.path.join(results_dir, SUMMARY_FILE)
+
+
+def check_path(results_dir: str) -> str:
+    """The flag rule check_failures writes when no video failed."""
+    return os.path.join(results_dir, "logs", "check_failures", "ok")
