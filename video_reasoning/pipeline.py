@@ -47,7 +47,7 @@ from video_reasoning.records import (
 )
 from video_reasoning.retry import BlockedError, ModelCallError
 from video_reasoning.slots import CallSlots
-from video_reasoning.steps import JOBS, STEPS, failure_path, output_key
+from video_reasoning.steps import JOBS, STEPS, cache_path, failure_path, output_key
 from video_reasoning.store import atomic_write_json, read_json
 
 log = logging.getLogger("video_reasoning")
@@ -76,7 +76,7 @@ class Job:
         """A client for ``role`` whose requests hold one of the run's ``max_workers`` call
         slots of that role (shared by all jobs through ``<cache>/slots/<role>/``)."""
         block = getattr(self.settings, role)
-        cache = os.path.join(self.results_dir, ".cache")
+        cache = cache_path(self.results_dir)
         if role not in self.slots:
             self.slots[role] = CallSlots(os.path.join(cache, "slots", role), self.settings.workflow.max_workers)
         return ModelClient(role, block, self.settings.workflow, api_key_for(role, block), cache,

@@ -147,6 +147,13 @@ def summary_path(results_dir: str) -> str:
     return os.path.join(results_dir, SUMMARY_FILE)
 
 
+def cache_path(results_dir: str) -> str:
+    """The caches shared by every job and run: ``responses/`` (answers), ``frames/``,
+    ``uploads/`` (Gemini Files API records) and ``slots/`` (call slots), each laid out by
+    its own module."""
+    return os.path.join(results_dir, ".cache")
+
+
 def check_path(results_dir: str) -> str:
     """The flag rule check_failures writes when no video failed."""
     return os.path.join(results_dir, "logs", "check_failures", "ok")
