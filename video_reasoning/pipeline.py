@@ -339,8 +339,8 @@ class _Writer:
         self.job, self.outputs, self.written = job, outputs, set()
 
     def wants(self, step: str) -> bool:
-        """True when the job has an output for ``step``."""
-        return any(k == output_key(step, q) for k in self.outputs for q in (None, *QA_TYPES))
+        """True when the job has an output for ``step`` (a step with one record per video)."""
+        return output_key(step) in self.outputs
 
     def put(self, step: str, record: Record, qa_type: str | None = None) -> None:
         """Write ``record`` to its output and make it available to later steps."""
