@@ -61,6 +61,14 @@ def test_schemas_sent_are_the_sdks_own(make_client, standin):
     assert schema["additionalProperties"] is False and schema["required"] == ["items"]
 
 
+def test_two_videos_never_share_a_cached_answer(make_client, standin):
+    client = make_client("gemini")
+    for video in ("sha-of-video-a", "sha-of-video-b", "sha-of-video-a"):
+        client.ask(Request(prompt_key="normal_description", prompt="The same captions", answer_model=MCQAnswer,
+                           video=video))
+    assert len(standin.calls("gemini")) == 2  # the third request is video a's again: from the cache
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("fault", ["429", "500", "503", "timeout", "badjson", "schema", "empty", "truncated"])
 def test_retryable_faults_are_retried(make_client, standin, backend, fault):

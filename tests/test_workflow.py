@@ -227,3 +227,17 @@ def test_steps_and_mode_select_work_and_backend_changes_rerun_their_work(tmp_pat
     calls = standin.calls("gemini")
     assert calls and all(c["media_sha"] is None for c in calls)
     assert len(calls) == 3  # description + two QA types
+
+
+def test_identical_text_prompts_of_two_videos_are_asked_for_each(tmp_path, standin):
+    """Two different 4.0 s videos whose captions (and so whose description and QA prompts)
+    come out identical still get their own description and QA calls, not each other's."""
+    for src, name in (("bikes.mp4", "a.mp4"), ("carphone_pristine.mp4", "b.mp4")):
+        (tmp_path / "videos").mkdir(exist_ok=True)
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", clip(src), "-t", "4", "-r", "25", "-an",
+                        "-c:v", "libx264", "-preset", "ultrafast", str(tmp_path / "videos" / name)], check=True)
+    write_spec(tmp_path, {"data": {"video_root": "videos"},
+                          "workflow": {"mode": "normal", "steps": ["1a", "2", "3", "4"], "qa_types": ["bcq"]}})
+    run_workflow(tmp_path, {"GOOGLE_API_KEY": API_KEY, "GOOGLE_GEMINI_BASE_URL": standin.url})
+    text = [c["prompt"] for c in standin.calls("gemini") if c["media_sha"] is None]
+    assert len(text) == 4 and len(set(text)) == 2  # same two prompts, asked once per video

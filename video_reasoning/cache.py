@@ -1,8 +1,9 @@
 """The response cache: every validated answer, keyed by what determines it.
 
 A request's key is the SHA-256 of its backend fingerprint (backend, model, temperature,
-output limit, resolution or endpoint), prompt, answer schema, media identity (content hash
-and window) and frame sampling; never the API key or timeouts. Reruns, resumed runs and
+output limit, resolution or endpoint), the video it is about (two videos never share an
+answer), prompt, answer schema, media identity (content hash and window) and frame
+sampling; never the API key or timeouts. Reruns, resumed runs and
 prompt edits pay only for requests whose key is new. Entries live in
 ``<results_dir>/.cache/responses/<2 hex>/<key>.json``, written atomically.
 """

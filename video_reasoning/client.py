@@ -132,10 +132,11 @@ class ModelClient:
 
     def cache_key(self, req: Request) -> str:
         """SHA-256 (hex) of everything that determines the answer to ``req``: backend
-        fingerprint, prompt, answer schema, media identity (content hash and window) and
-        frame sampling. Not the API key, not timeouts."""
+        fingerprint, the video it is about, prompt, answer schema, media identity (content
+        hash and window) and frame sampling. Not the API key, not timeouts."""
         return request_key({
             "backend": self.fingerprint,
+            "video": req.video,
             "prompt": req.prompt,
             "answer": req.answer_model.__name__,
             "format": "tao" if req.tao_format else req.answer_model.model_json_schema(),

@@ -84,9 +84,12 @@ class Job:
                            slots=self.slots[role])
 
     def request(self, key: str, values: dict, media: MediaRef | None = None, check=None) -> Request:
-        """The request of prompt ``key`` filled with ``values``."""
+        """The request of prompt ``key`` filled with ``values``, about this video (its
+        content hash once probed: byte-identical copies share answers, other videos never)."""
+        probe = getattr(self.records.get("0"), "probe", None)
         return Request(prompt_key=key, prompt=self.prompts.render(key, **values), answer_model=model_for_key(key),
-                       tao_format=self.prompts.tao_format, media=media, check=check)
+                       tao_format=self.prompts.tao_format, media=media, check=check,
+                       video=probe.sha256 if probe else (media.probe.sha256 if media else self.vid))
 
     def ask(self, client: ModelClient, key: str, values: dict, media: MediaRef | None = None, check=None) -> Reply:
         """Ask ``client`` the prompt ``key`` filled with ``values``."""

@@ -17,6 +17,8 @@ class Request:
 
     ``check`` may raise ValueError on a parsed answer that is well-formed but wrong for
     this video (e.g. a time past its end); the message is sent back when re-asking.
+    ``video`` names the video the request is about (its SHA-256): part of the cache key, so
+    two videos never share an answer, even when a text-only prompt is the same for both.
     """
 
     prompt_key: str
@@ -25,6 +27,7 @@ class Request:
     tao_format: bool = False
     media: MediaRef | None = None
     check: Optional[Callable[[Answer], None]] = None
+    video: str = ""
 
 
 class Finish(str, Enum):
