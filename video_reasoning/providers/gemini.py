@@ -20,9 +20,13 @@ from datetime import datetime, timedelta, timezone
 from video_reasoning.config import ROLE_KEY_ENV, GeminiSettings
 from video_reasoning.media import MediaRef, Probe
 from video_reasoning.providers.base import Endpoint, Finish, ProviderReply, Request, Turn
-from video_reasoning.providers.transport import transport_error
 from video_reasoning.retry import PermanentError, RetryableError, http_error
 from video_reasoning.store import atomic_write_json, read_json
+
+try:  # the SDK ships a fork of httpx under this name
+    import httpx2 as httpx
+except ImportError:  # pragma: no cover - older SDK releases
+    import httpx
 
 #: Seconds before a Files API upload's expiry at which it is re-uploaded instead of reused.
 UPLOAD_EXPIRY_MARGIN_S = 600
@@ -163,4 +167,6 @@ class GeminiProvider:
                           f"({ROLE_KEY_ENV[role]} when set by the workflow)"),
                 model_hint=(f"Model {self.settings.model!r} not found: check "
                             f"video_reasoning_annotation.{role}.gemini.model."))
-        return transport_error(exc) or exc
+        if isinstance(exc, (httpx.TimeoutException, httpx.TransportError)):  # timeouts, dropped connections
+            return RetryableError(f"{type(exc).__name__}: {exc or 'timed out'}")
+        return exc
