@@ -152,3 +152,24 @@ def test_sigkill_then_rerun_pays_nothing_twice(tmp_path, fresh, reference, point
     for path in (tmp_path / "results").rglob("*.json"):
         if not path.name.startswith(".tmp-"):
             json.loads(path.read_text(encoding="utf-8"))
+
+
+def test_permanent_error_on_one_video_openai(tmp_path, standin):
+    """OpenAI-compatible backend: HTTP 400 on one video's first call fails that video at
+    once (no retry), the other is annotated and in the dataset, the run exits non-zero, and
+    the next run completes it."""
+    copy(clip("bikes.mp4"), tmp_path / "videos" / "bikes.mp4")
+    copy(clip("carphone_pristine.mp4"), tmp_path / "videos" / "carphone.mp4")
+    block = {"backend": "openai", "openai": {"base_url": standin.url + "/v1", "model_name": "stand-in-vl"}}
+    write_spec(tmp_path, {"vlm": block, "llm": block, "data": {"video_root": "videos"}})
+    standin.script_for = {sha256(clip("bikes.mp4")): ["400"]}
+    proc = run_workflow(tmp_path, {"OPENAI_API_KEY": API_KEY}, check=False)
+    assert proc.returncode != 0 and "1 of 2 videos failed" in proc.stdout + proc.stderr
+    summary = load(tmp_path / "results" / "summary.json")
+    failed = [v for v in summary["videos"] if v["status"] == "failed"]
+    assert [Path(v["path"]).name for v in failed] == ["bikes.mp4"] and "HTTP 400" in failed[0]["error"]
+    assert len([c for c in standin.calls("openai") if c["media_sha"] == sha256(clip("bikes.mp4"))]) == 1
+    assert summary["totals"]["annotated"] == 1 and all(n > 0 for n in summary["tasks"].values())
+    run_workflow(tmp_path, {"OPENAI_API_KEY": API_KEY})
+    assert load(tmp_path / "results" / "summary.json")["totals"]["annotated"] == 2
+    assert_no_secret(tmp_path)
