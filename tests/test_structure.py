@@ -17,7 +17,7 @@ from video_reasoning import specdoc
 from video_reasoning.config import Spec
 from video_reasoning.qa_types import QA_TYPES, all_tasks
 from video_reasoning.records import SCHEMA_VERSION, QARecord, RecordError, Status, read_record, write_record
-from video_reasoning.steps import JOBS, STEPS, job_outputs, step_path
+from video_reasoning.steps import JOBS, STEPS, job_outputs, step_of_output, step_path
 
 
 def test_generated_spec_files_match_the_models():
@@ -61,6 +61,10 @@ def test_step_registry_names_every_path_once():
                     "step_1c": "R/step_1c/v.json", "step_2": "R/step_2/v.json",
                     "step_3_mcq": "R/step_3/mcq/v.json", "step_3_bcq": "R/step_3/bcq/v.json"}
     assert {s.job for s in STEPS.values()} == set(JOBS)
+    assert {k: step_of_output(k) for k in outs} == {
+        "step_0": ("0", None), "step_1a": ("1a", None), "step_1b": ("1b", None), "step_1c": ("1c", None),
+        "step_2": ("2", None), "step_3_mcq": ("3", "mcq"), "step_3_bcq": ("3", "bcq")}
+    assert step_of_output("video") is None
     with pytest.raises(ValueError, match="qa_type"):
         step_path("R", "3", "v")
 

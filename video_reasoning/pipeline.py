@@ -47,7 +47,7 @@ from video_reasoning.records import (
 )
 from video_reasoning.retry import BlockedError, ModelCallError
 from video_reasoning.slots import CallSlots
-from video_reasoning.steps import JOBS, STEPS, cache_path, failure_path, output_key
+from video_reasoning.steps import JOBS, STEPS, cache_path, failure_path, output_key, step_of_output
 from video_reasoning.store import atomic_write_json, read_json
 
 log = logging.getLogger("video_reasoning")
@@ -85,11 +85,11 @@ class Job:
 
     def request(self, key: str, values: dict, media: MediaRef | None = None, check=None) -> Request:
         """The request of prompt ``key`` filled with ``values``, about this video (its
-        content hash once probed: byte-identical copies share answers, other videos never)."""
-        probe = getattr(self.records.get("0"), "probe", None)
+        content hash: byte-identical copies share answers, other videos never). Step 0's
+        requests carry the video; later steps read its probe from step 0's record."""
+        video = (media.probe if media else self.probe).sha256
         return Request(prompt_key=key, prompt=self.prompts.render(key, **values), answer_model=model_for_key(key),
-                       tao_format=self.prompts.tao_format, media=media, check=check,
-                       video=probe.sha256 if probe else (media.probe.sha256 if media else self.vid))
+                       tao_format=self.prompts.tao_format, media=media, check=check, video=video)
 
     def ask(self, client: ModelClient, key: str, values: dict, media: MediaRef | None = None, check=None) -> Reply:
         """Ask ``client`` the prompt ``key`` filled with ``values``."""
@@ -357,11 +357,9 @@ class _Writer:
 
     def fail_rest(self, message: str) -> None:
         """Every output not written yet, as a ``failed`` record with ``message``."""
-        for step in STEPS:
-            for q in (QA_TYPES if STEPS[step].per_qa_type else (None,)):
-                key = output_key(step, q)
-                if key in self.outputs and key not in self.written:
-                    self.put(step, _blank(step, q, self.job, Status.FAILED, message), q)
+        for key in [k for k in self.outputs if k not in self.written]:
+            step, q = step_of_output(key)
+            self.put(step, _blank(step, q, self.job, Status.FAILED, message), q)
 
 
 def _run_one(job: Job, step: str) -> Record:
@@ -442,9 +440,9 @@ def run_job(smk, job_name: str) -> None:
     vid = smk.wildcards.vid
     records = {}
     for key, path in smk.input.items():
-        step = key.removeprefix("step_")
-        if step in STEPS:
-            records[step] = read_record(path, STEPS[step].record)
+        named = step_of_output(key)  # the video itself is an input too
+        if named:
+            records[named[0]] = read_record(path, STEPS[named[0]].record)
     job = Job(vid=vid, settings=settings, prompts=prompts, results_dir=results_dir, records=records,
               video_path=smk.params.video, source=smk.params.source, problem=smk.params.problem)
     writer = _Writer(job, dict(smk.output.items()))

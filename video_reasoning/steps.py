@@ -92,6 +92,17 @@ def output_key(step: str, qa_type: str | None = None) -> str:
     return f"step_{step}" + (f"_{qa_type}" if STEPS[step].per_qa_type else "")
 
 
+def step_of_output(key: str) -> tuple[str, str | None] | None:
+    """``(step, QA type or None)`` named by an :func:`output_key`; None for other names."""
+    for name, s in STEPS.items():
+        base = f"step_{name}"
+        if not s.per_qa_type and key == base:
+            return name, None
+        if s.per_qa_type and key.startswith(base + "_"):
+            return name, key[len(base) + 1:]
+    return None
+
+
 def written(steps: tuple[str, ...]) -> list[str]:
     """The per-video steps whose records a run with ``steps`` writes, in order: those that
     run, and step 0 always (its record holds the probe)."""
