@@ -58,6 +58,7 @@ for _name in ("vlm_calls", "llm_calls"):
 wildcard_constraints:
     vid=r"[A-Za-z0-9._-]+",
     task="|".join(TASKS) or "(?!)",
+    qa_type="|".join(QA_TYPES),
 
 
 def job_outputs(job):
@@ -66,8 +67,8 @@ def job_outputs(job):
 
 
 def job_inputs(job):
-    """Named inputs of a job: the records of earlier jobs' steps."""
-    return registry.job_inputs(job, R, STEPS)
+    """Named inputs of a job: the records of earlier jobs' steps it reads."""
+    return registry.job_inputs(job, R, STEPS, QA_TYPES)
 
 
 def video_file(wildcards):
@@ -102,10 +103,14 @@ def call_resources(job):
     return {f"{role}_calls": 1 for role in registry.JOBS[job].roles(STEPS)}
 
 
+def selection_inputs(wildcards):
+    """The verification record of every video, in VIDEOS order."""
+    return [registry.step_path(R, registry.VERIFY, v) for v in VIDEOS]
+
+
 def task_inputs(wildcards):
-    """Step-3 records of every video for the QA type that feeds a task."""
-    qa = qa_type_of_task(wildcards.task).name
-    return [registry.step_path(R, "3", v, qa) for v in VIDEOS]
+    """The selected items of the QA type that feeds a task."""
+    return registry.selection_path(R, qa_type_of_task(wildcards.task).name)
 
 
 def records_of_all_videos():

@@ -1,12 +1,36 @@
-# Step 4: one tao-vl-reason-v1.0 file per task, validated with nvidia-tao-daft. A task reads
-# only its QA type's step-3 records, so a prompt edit rewrites only its tasks. Then the run
-# summary, from every record on disk, and a check that fails the run when a video failed
-# (after the dataset of every other video and the summary are written).
+# Which verified items go into the dataset, per QA type (verification policy, near-duplicate
+# questions within a video and across videos, items_per_type); then step 4: one
+# tao-vl-reason-v1.0 file per task, validated with nvidia-tao-daft. Then the run summary
+# (with its quality section) and quality/rejected_items.jsonl from every record on disk, and
+# a check that fails the run when a video failed (after the dataset of every other video and
+# the summary are written).
 
 
 localrules:
     summarize,
     check_failures,
+
+
+rule select_items:
+    input:
+        selection_inputs,
+    output:
+        registry.selection_path(R),
+    log:
+        registry.log_path(R, "select_items", "{qa_type}"),
+    conda:
+        "../envs/video_reasoning.yaml"
+    params:
+        vids=list(VIDEOS),
+        selection=dict(
+            policy=SETTINGS.verification.policy,
+            dedupe=SETTINGS.verification.duplicates,
+            similarity=SETTINGS.verification.duplicate_similarity,
+            per_video=WF.items_per_type,
+        ),
+        schema_version=SCHEMA_VERSION,
+    script:
+        "../scripts/select_items.py"
 
 
 rule write_task:
@@ -30,6 +54,7 @@ rule write_task:
 rule summarize:
     input:
         records_of_all_videos(),
+        [registry.selection_path(R, q) for q in QA_TYPES if TASKS],
         [registry.task_path(R, t) for t in TASKS],
     output:
         report(
@@ -37,6 +62,7 @@ rule summarize:
             caption="../report/summary.rst",
             category="Overview",
         ),
+        registry.rejected_items_path(R),
     log:
         registry.log_path(R, "summarize", "summary"),
     conda:
@@ -45,6 +71,7 @@ rule summarize:
         videos=VIDEO_LIST,
         qa_types=list(QA_TYPES),
         steps=list(STEPS),
+        media_root=MEDIA_ROOT,
     script:
         "../scripts/summarize.py"
 

@@ -6,6 +6,6 @@ from video_reasoning.export import write_task
 
 smk = snakemake  # noqa: F821 (snakemake is injected by the script directive)
 logging.basicConfig(filename=smk.log[0], level=logging.INFO, force=True)
-n = write_task(smk.wildcards.task, list(smk.input), smk.output[0], smk.params.media_root, smk.params.license,
+n = write_task(smk.wildcards.task, smk.input[0], smk.output[0], smk.params.media_root, smk.params.license,
                smk.params.description_extra)
 logging.info("%s: %d items, DAFT-valid", smk.output[0], n)

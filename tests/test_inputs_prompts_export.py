@@ -23,7 +23,7 @@ from video_reasoning.prompts import (
     required_keys,
 )
 from video_reasoning.qa_types import permute_options
-from video_reasoning.records import QARecord, Status
+from video_reasoning.records import SelectedItem, SelectionRecord, Status
 
 
 def test_ids_stable_safe_and_unique(tmp_path):
@@ -74,7 +74,7 @@ def test_prompt_overrides_and_errors():
     s = Settings(prompts={"anomaly_mcq": "Ask about {step_2_output}"})
     ps = load_prompts(s)
     assert ps.render("anomaly_mcq", step_2_output="X", video_length="3") == "Ask about X"
-    assert not ps.tao_format
+    assert not ps.tao_keys
     with pytest.raises(ConfigError, match="anomaly_mcqq"):
         load_prompts(Settings(prompts={"anomaly_mcqq": "x"}))
     with pytest.raises(ConfigError, match="colour"):
@@ -86,11 +86,13 @@ def test_prompt_overrides_and_errors():
 
 def test_prompts_module_drop_in(tmp_path, monkeypatch):
     mod = tmp_path / "my_tao_prompts.py"
-    keys = required_keys(Settings())
+    keys = [k for k in required_keys(Settings()) if k not in ("blind_probe", "grounded_reanswer", "answer_judge")]
     mod.write_text("PROMPT_TEMPLATES = {\n" + "".join(f"    {k!r}: 'custom {k}',\n" for k in keys) + "}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     ps = load_prompts(Settings(prompts_module="my_tao_prompts"))
-    assert ps.tao_format and ps.templates["normal_bcq"] == "custom normal_bcq"
+    assert ps.is_tao("normal_bcq") and ps.templates["normal_bcq"] == "custom normal_bcq"
+    # TAO has no verification: its keys are not asked of the module and keep our JSON templates
+    assert not ps.is_tao("blind_probe") and ps.templates["blind_probe"] == DEFAULT_PROMPTS["blind_probe"]
     partial = tmp_path / "partial_prompts.py"
     partial.write_text("PROMPT_TEMPLATES = {'video_filtering': 'x'}\n")
     with pytest.raises(ConfigError, match="lacks the prompt keys.*anomaly_mcq"):
@@ -125,13 +127,16 @@ def test_mcq_permutation_spreads_letters_and_keeps_answer():
 
 def test_items_and_envelope_are_daft_valid(tmp_path):
     video = copy(clip("bikes.mp4"), tmp_path / "media" / "v.mp4")
-    rec = QARecord(status=Status.DONE, qa_type="mcq", video_id="v-1", items=[
-        {"question": "What?", "options": ["a", "b", "c", "d"], "correct_option": "B", "reasoning": "r"}])
-    out = items_for(rec, "v.mp4")
-    assert out["mcq"][0]["answer"] in "ABCD"
+    def kept(qa_type, item):
+        return SelectionRecord(status=Status.DONE, qa_type=qa_type, policy="drop", kept=[
+            SelectedItem(qa_type=qa_type, index=0, item=item, vid="v-1", path=str(video), sha256="0" * 64)])
+
+    out = items_for(kept("mcq", {"question": "What?", "options": ["a", "b", "c", "d"], "correct_option": "B",
+                                 "reasoning": "r"}), str(video.parent))
+    assert out["mcq"][0]["answer"] in "ABCD" and out["mcq"][0]["video_id"] == "v.mp4"
     assert out["mcq_openended"][0]["answer"].endswith(". b")
-    tl = items_for(QARecord(status=Status.DONE, qa_type="temporal_localization",
-                            items=[{"question": "When?", "start_sec": 3, "end_sec": 67, "reasoning": "r"}]), "v.mp4")
+    tl = items_for(kept("temporal_localization", {"question": "When?", "start_sec": 3, "end_sec": 67,
+                                                  "reasoning": "r"}), str(video.parent))
     assert json.loads(tl["temporal_localization"][0]["answer"]) == {"start": "00:03", "end": "01:07"}
     path = tmp_path / "out" / "mcq.json"
     path.parent.mkdir()

@@ -75,7 +75,7 @@ register(QAType(
     "counting", OpenItem,
     (Task("counting", "Counting: how many people, vehicles or objects take part in an event."),),
     "counting questions (how many people, vehicles or objects take part in an event) whose answer "
-    "is a number with the visible evidence for it. Write 1 to 3"))
+    "is a number with the visible evidence for it. Write {num_items}"))
 '''
 
 
@@ -105,8 +105,7 @@ def test_a_ninth_qa_type_is_one_registry_entry(tmp_path, standin):
                  snakefile=tree / "Snakefile")
     results = run / "results"
     counts = assert_dataset_valid(results, ["mcq", "mcq_openended", "counting"])
-    assert counts["counting"] > 0 and counts == {"mcq": counts["counting"], "mcq_openended": counts["counting"],
-                                                 "counting": counts["counting"]}
+    assert counts["counting"] > 0 and counts["mcq"] == counts["mcq_openended"] > 0
     assert any(c["prompt"].startswith("You write counting questions") for c in standin.calls("gemini"))
     summary = load(results / "summary.json")
     assert summary["tasks"] == counts and summary["totals"]["annotated"] == 1

@@ -32,6 +32,9 @@ from video_reasoning.records import CallRecord
 from video_reasoning.retry import BlockedError, ModelCallError, PermanentError, RetryableError, call_with_retries
 from video_reasoning.slots import ThreadSlots
 
+#: Re-asks a request's ``fix`` problems get before the answer is taken as it is.
+FIX_REASKS = 2
+
 
 class Reply(CallRecord):
     """A validated answer (the answer model's fields) with its provenance; what the cache keeps."""
@@ -63,7 +66,7 @@ def _short_error(exc: Exception) -> str:
     if isinstance(exc, ValidationError):
         parts = [f"{'.'.join(str(x) for x in e['loc']) or '(root)'}: {e['msg']}" for e in exc.errors()[:5]]
         return "; ".join(parts)
-    return str(exc)[:500]
+    return str(exc)[:2000]
 
 
 class ModelClient:
@@ -155,11 +158,12 @@ class ModelClient:
 
     def _ask_backend(self, req: Request) -> Reply:
         reasks: list[Turn] = []
+        sent: list[str] = []  # every problem sent back, in order (kept in the reply's record)
         tries = {"n": 0}
 
         def attempt(n: int) -> Reply:
             tries["n"] = n
-            return self._attempt(req, reasks, n)
+            return self._attempt(req, reasks, n, sent)
 
         def describe(n: int, exc: BaseException) -> str:
             return scrub(f"{self.context}: {req.prompt_key} attempt {n} failed ({exc}); retrying", self.secrets)
@@ -176,7 +180,7 @@ class ModelClient:
         except PermanentError as exc:
             raise ModelCallError(scrub(f"{self._where(req)}: {exc}", self.secrets), permanent=True) from None
 
-    def _attempt(self, req: Request, reasks: list[Turn], n: int) -> Reply:
+    def _attempt(self, req: Request, reasks: list[Turn], n: int, sent: list[str]) -> Reply:
         provider = self.provider
         try:
             with self._slots.hold():
@@ -199,11 +203,15 @@ class ModelClient:
                 answer = req.answer_model.model_validate(json.loads(_strip_fence(got.text)))
             if req.check:
                 req.check(answer)
+            fixes = req.fix(answer) if req.fix and len(sent) < FIX_REASKS else []
+            if fixes:
+                raise ValueError("; ".join(fixes))
         except (ValueError, ValidationError) as exc:  # JSONDecodeError and ValidationError are ValueErrors
             problem = _short_error(exc)
+            sent.append(problem)
             if not req.tao_format:
                 reasks[:] = [Turn(got.text, problem)]
             raise RetryableError(f"invalid answer: {problem}", reask=problem) from None
         return Reply(prompt_key=req.prompt_key, prompt_sha=short_hash(req.prompt), backend=self.block.backend,
                      model=self.block.model, answer=answer.model_dump(mode="json"), raw=got.text,
-                     input_tokens=got.input_tokens, output_tokens=got.output_tokens, attempts=n)
+                     input_tokens=got.input_tokens, output_tokens=got.output_tokens, attempts=n, reasks=sent)

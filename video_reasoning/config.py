@@ -23,7 +23,7 @@ from urllib.parse import urlparse
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from video_reasoning.qa_types import QA_TYPES
-from video_reasoning.steps import STEP_NAMES, STEPS
+from video_reasoning.steps import PIPELINE, STEP_NAMES, STEPS, VERIFY
 
 #: Private variables the Snakefile moves spec keys into, so no key stays in ``config``
 #: (Snakemake pickles ``config`` into every script job's preamble).
@@ -131,6 +131,9 @@ class WorkflowSettings(_Strict):
     long_video_max_frames: int = Field(60, ge=1, description="frames per call at most")
     qa_types: tuple[QATypeName, ...] = Field(tuple(QA_TYPES), min_length=1, json_schema_extra={"uniqueItems": True},
                                              description="QA types to write")
+    items_per_type: int = Field(3, ge=1, le=10, description="(ours) QA items kept per video and QA type after "
+                                "verification, where the model supplies them (with verification on, step 3 "
+                                "asks for half as many again and the best are kept)")
     retry_attempts: int = Field(6, ge=1, description="(ours) tries per model call")
     retry_max_seconds: float = Field(600, gt=0, description="(ours) time bound of one call's retries (s)")
 
@@ -140,17 +143,48 @@ class WorkflowSettings(_Strict):
         return _unique(values)
 
     def effective_steps(self) -> tuple[str, ...]:
-        """Steps that run, in pipeline order.
+        """Steps that run, in pipeline order (:data:`~video_reasoning.steps.PIPELINE`).
 
         As the TAO page says: in ``auto`` mode step 0 always runs (it classifies each
-        video), and step 1c runs after 1b (it captures the anomaly highlight).
+        video), and step 1c runs after 1b (it captures the anomaly highlight). Ours: the
+        verification step runs whenever step 4 does.
         """
         steps = set(self.steps)
         if self.mode == "auto":
             steps.add("0")
             if "1b" in steps:
                 steps.add("1c")
-        return tuple(s for s in STEP_NAMES if s in steps)
+        if "4" in steps:
+            steps.add(VERIFY)
+        return tuple(s for s in PIPELINE if s in steps)
+
+
+class VerificationSettings(_Strict):
+    """(ours) The verification stage between steps 3 and 4: which checks run, and what
+    becomes of an item that fails one (see README, "Verified data")."""
+
+    blind_probe: bool = Field(True, description="remove multiple-choice and yes/no items the LLM answers "
+                              "correctly without the video (two probes, options re-ordered)")
+    grounded_reanswer: bool = Field(True, description="remove items the VLM, shown the video, answers "
+                                    "differently from the key")
+    judge: bool = Field(True, description="remove open-ended items whose answer the VLM's account does not "
+                        "support or whose reasoning does not lead to it (needs grounded_reanswer)")
+    structure: bool = Field(True, description="remove items with times outside the video, reversed windows, "
+                            "'all/none of the above', a length-outlier key or talk of captions (no call)")
+    duplicates: bool = Field(True, description="keep one of near-duplicate items, within a video and across "
+                             "the dataset (no call)")
+    policy: Literal["drop", "flag"] = Field("drop", description="`drop`: leave failed items out of the dataset; "
+                                            "`flag`: keep them; both list them in quality/rejected_items.jsonl")
+    min_iou: float = Field(0.3, ge=0, le=1, description="temporal localization: least overlap (IoU) of the "
+                           "VLM's window with the key's")
+    duplicate_similarity: float = Field(90, ge=50, le=100, description="rapidfuzz token_sort_ratio (0-100) "
+                                        "from which two normalised questions are near-duplicates")
+
+    def checks(self) -> tuple[str, ...]:
+        """The checks that run, by name (``blind_probe``, ``grounded_reanswer``, ``judge``,
+        ``structure``, ``duplicates``)."""
+        return tuple(name for name in ("blind_probe", "grounded_reanswer", "judge", "structure", "duplicates")
+                     if getattr(self, name))
 
 
 class DataSettings(_Strict):
@@ -169,6 +203,8 @@ class Settings(_Strict):
     llm: BackendSettings = Field(BackendSettings(), description="the text model (steps 1c, 2, 3)")
     workflow: WorkflowSettings = WorkflowSettings()
     data: DataSettings = DataSettings()
+    verification: VerificationSettings = Field(VerificationSettings(), description="(ours) checks between "
+                                               "steps 3 and 4; they run whenever step 4 does")
     license: Optional[str] = Field("", description="written to each task file's metadata")
     description_extra: Optional[str] = Field("", description="appended to each task file's description")
     prompts_module: Optional[str] = Field("", description="a TAO prompts module (a PROMPT_TEMPLATES dict)")
@@ -260,6 +296,10 @@ def check_config(settings: Settings) -> None:
     Raises:
         ConfigError: naming the offending key and how to fix it.
     """
+    ver = settings.verification
+    if ver.judge and not ver.grounded_reanswer:
+        raise ConfigError("video_reasoning_annotation.verification.judge needs verification.grounded_reanswer "
+                          "(the judge compares each answer with what the VLM saw): turn both on, or judge off.")
     data = settings.data
     if not (data.video_root or data.input_jsonl_files):
         raise ConfigError(

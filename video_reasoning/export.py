@@ -2,7 +2,8 @@
 
 The envelope is DAFT's ``tao-vl-reason-v1.0`` (``nvidia-tao-daft``); the tasks, their
 descriptions and how a step-3 item becomes dataset items come from the QA-type registry
-(:mod:`video_reasoning.qa_types`).
+(:mod:`video_reasoning.qa_types`). The items are those rule select_items kept
+(:class:`~video_reasoning.records.SelectionRecord`).
 """
 
 from __future__ import annotations
@@ -16,26 +17,32 @@ from datetime import date
 from pathlib import Path
 
 from video_reasoning.qa_types import QA_TYPES, task
-from video_reasoning.records import QARecord, Status, read_record
+from video_reasoning.records import SelectionRecord, read_record
 from video_reasoning.store import atomic_write_json
 
 FORMAT = "tao-vl-reason-v1.0"
 
 
-def items_for(record: QARecord, video_id: str) -> dict[str, list[dict]]:
-    """Dataset items of one video's step-3 record, per output task of its QA type.
+def video_id_of(path: str, media_root: str | None) -> str:
+    """A video's ``video_id`` in the dataset: its path under ``media_root``."""
+    return os.path.relpath(path, media_root) if media_root else path
 
-    ``video_id`` is the video's path under ``media_root``. Items get ``item_index``
-    ``<video_id>:<qa_type>:<n>``; choices that must look random (the MCQ option order) are
-    seeded with the video's SHA-256 and the question, so the same video and question give
-    the same dataset items wherever the dataset is built.
+
+def items_for(selection: SelectionRecord, media_root: str | None) -> dict[str, list[dict]]:
+    """Dataset items of the kept items of one QA type, per output task of the type.
+
+    Items get ``item_index`` ``<video_id>:<qa_type>:<n>`` (``n``: the item's index in its
+    step-3 record); choices that must look random (the MCQ option order) are seeded with
+    the video's SHA-256 and the question, so the same video and question give the same
+    dataset items wherever the dataset is built.
     """
-    qa = QA_TYPES[record.qa_type]
+    qa = QA_TYPES[selection.qa_type]
     out = {t.name: [] for t in qa.tasks}
-    for n, it in enumerate(record.items):
-        base = {"video_id": video_id, "reasoning": it["reasoning"], "item_index": f"{video_id}:{qa.name}:{n}",
-                "content": record.sha256 or video_id}
-        for name, item in qa.dataset_items(it, base).items():
+    for it in selection.kept:
+        video_id = video_id_of(it.path, media_root)
+        base = {"video_id": video_id, "reasoning": it.item["reasoning"],
+                "item_index": f"{video_id}:{qa.name}:{it.index}", "content": it.sha256 or video_id}
+        for name, item in qa.dataset_items(it.item, base).items():
             out[name].append(item)
     return out
 
@@ -69,26 +76,20 @@ def validate_with_daft(path: str) -> list[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
-def write_task(task_name: str, step3_files: list[str], output: str, media_root: str | None,
+def write_task(task_name: str, selection_file: str, output: str, media_root: str | None,
                license_: str, description_extra: str) -> int:
-    """Write the tao-vl-reason-v1.0 file of ``task_name`` from its step-3 records; returns
-    its item count.
+    """Write the tao-vl-reason-v1.0 file of ``task_name`` from the selection record of its
+    QA type; returns its item count.
 
-    Videos whose step-3 record is not ``done`` (rejected, skipped, blocked, failed)
-    contribute no item. The file is written to a temporary path, validated with DAFT, then
-    renamed.
+    Only videos whose items were verified contribute (rejected, skipped, blocked and
+    failed videos have none). The file is written to a temporary path, validated with
+    DAFT, then renamed.
 
     Raises:
         ValueError: DAFT rejects the file (the message lists its errors).
-        RecordError: a step-3 record of another schema version.
+        RecordError: a selection record of another schema version.
     """
-    items = []
-    for path in sorted(step3_files):
-        rec = read_record(path, QARecord)
-        if rec is None or rec.status is not Status.DONE:
-            continue
-        video_id = os.path.relpath(rec.path, media_root) if media_root else rec.path
-        items.extend(items_for(rec, video_id)[task_name])
+    items = items_for(read_record(selection_file, SelectionRecord), media_root)[task_name]
     tmp = output + ".check.json"
     atomic_write_json(tmp, envelope(task_name, items, media_root, license_, description_extra))
     errors = validate_with_daft(tmp)

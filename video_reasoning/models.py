@@ -198,7 +198,7 @@ class LocalizationItem(Answer):
 
 
 @functools.cache
-def items_answer(item: type[Answer], max_items: int = 5) -> type[Answer]:
+def items_answer(item: type[Answer], max_items: int = 16) -> type[Answer]:
     """The answer model of a QA call: ``{"items": [item, ...]}`` with 1 to ``max_items``
     items, named after the item model (``MCQItem`` -> ``MCQAnswer``); its ``item_model``
     attribute is ``item``."""
@@ -209,6 +209,51 @@ def items_answer(item: type[Answer], max_items: int = 5) -> type[Answer]:
 
 
 MCQAnswer = items_answer(MCQItem)
+
+
+# ---------------------------------------------------------------- verification answers
+
+
+class BlindChoice(Answer):
+    """One item of a blind probe: the letter chosen for item ``id``."""
+
+    id: int
+    letter: Literal["A", "B", "C", "D", "E"]
+
+
+class BlindProbeAnswer(Answer):
+    """Verification, blind probe (LLM, no video): one letter per listed item."""
+
+    answers: list[BlindChoice]
+
+
+class GroundedItem(Answer):
+    """One item re-answered from the video: a letter, Yes/No, ``start-end`` seconds or free text."""
+
+    id: int
+    answer: str = Field(min_length=1)
+
+
+class GroundedAnswer(Answer):
+    """Verification, grounded re-answer (VLM, shown the video): one answer per listed item."""
+
+    answers: list[GroundedItem]
+
+
+class Verdict(Answer):
+    """The judge on one open-ended item: is the answer supported by what the VLM saw, and
+    does the reasoning lead to it."""
+
+    id: int
+    supported: bool
+    reasoning_leads_to_answer: bool
+    note: str
+
+
+class JudgeAnswer(Answer):
+    """Verification, judge (LLM): one verdict per listed item."""
+
+    verdicts: list[Verdict]
 
 
 # ---------------------------------------------------------------- TAO free-text answers

@@ -1,4 +1,4 @@
-"""The per-video steps (0, 1a, 1b, 1c, 2, 3): typed records in, typed records out.
+"""The per-video steps (0, 1a, 1b, 1c, 2, 3, verify): typed records in, typed records out.
 
 Step scripts (``scripts/<job>.py``) are thin: they call :func:`run_job` with the Snakemake
 object. Each step reads earlier records of the same video, asks the models through
@@ -25,11 +25,12 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from video_reasoning import media as mediamod
+from video_reasoning import verification
 from video_reasoning.client import ModelClient, Reply, scrub
 from video_reasoning.config import Settings, api_key_for, secrets_in_use, settings_from_config
 from video_reasoning.media import MediaRef
 from video_reasoning.models import ClassificationAnswer, FilterAnswer
-from video_reasoning.prompts import PromptSet, load_prompts, model_for_key
+from video_reasoning.prompts import VERIFICATION_KEYS, PromptSet, load_prompts, model_for_key
 from video_reasoning.providers.base import Request
 from video_reasoning.qa_types import QA_TYPES
 from video_reasoning.records import (
@@ -42,12 +43,13 @@ from video_reasoning.records import (
     QARecord,
     Record,
     Status,
+    VerificationRecord,
     read_record,
     write_record,
 )
 from video_reasoning.retry import BlockedError, ModelCallError
 from video_reasoning.slots import CallSlots
-from video_reasoning.steps import JOBS, STEPS, cache_path, failure_path, output_key, step_of_output
+from video_reasoning.steps import JOBS, STEPS, VERIFY, cache_path, failure_path, output_key, step_of_output
 from video_reasoning.store import atomic_write_json, read_json
 
 log = logging.getLogger("video_reasoning")
@@ -59,7 +61,7 @@ class Job:
     """Everything a job's steps need about one video.
 
     ``records`` holds the records read from the job's inputs and those its own steps
-    wrote, by step name (step 3 is not kept: nothing in a job reads it).
+    wrote, by step name; ``qa`` the step-3 records read, by QA type.
     """
 
     vid: str
@@ -67,6 +69,7 @@ class Job:
     prompts: PromptSet
     results_dir: str
     records: dict[str, Record]
+    qa: dict[str, QARecord] = field(default_factory=dict)
     video_path: str = ""
     source: str = ""
     problem: str = ""
@@ -83,17 +86,18 @@ class Job:
                            context=f"video {self.vid} ({self.video_path or self.source}), step {step}",
                            slots=self.slots[role])
 
-    def request(self, key: str, values: dict, media: MediaRef | None = None, check=None) -> Request:
+    def request(self, key: str, values: dict, media: MediaRef | None = None, check=None, fix=None) -> Request:
         """The request of prompt ``key`` filled with ``values``, about this video (its
         content hash: byte-identical copies share answers, other videos never). Step 0's
         requests carry the video; later steps read its probe from step 0's record."""
         video = (media.probe if media else self.probe).sha256
         return Request(prompt_key=key, prompt=self.prompts.render(key, **values), answer_model=model_for_key(key),
-                       tao_format=self.prompts.tao_format, media=media, check=check, video=video)
+                       tao_format=self.prompts.is_tao(key), media=media, check=check, fix=fix, video=video)
 
-    def ask(self, client: ModelClient, key: str, values: dict, media: MediaRef | None = None, check=None) -> Reply:
+    def ask(self, client: ModelClient, key: str, values: dict, media: MediaRef | None = None, check=None,
+            fix=None) -> Reply:
         """Ask ``client`` the prompt ``key`` filled with ``values``."""
-        return client.ask(self.request(key, values, media, check))
+        return client.ask(self.request(key, values, media, check, fix))
 
     @property
     def probe(self) -> mediamod.Probe:
@@ -111,7 +115,8 @@ class Job:
 
 def upstream_problem(job: Job) -> str:
     """Why this video cannot go on (empty when every earlier record is usable)."""
-    for name, rec in job.records.items():
+    named = [*job.records.items(), *((f"3 ({q})", rec) for q, rec in job.qa.items())]
+    for name, rec in named:
         if not rec.status.ok:
             return f"step {name}: {rec.status.value}: {rec.reason}".strip()
     return ""
@@ -120,7 +125,7 @@ def upstream_problem(job: Job) -> str:
 def _within(duration: float):
     """A check that every time in an answer lies inside the video (with 1 s of slack)."""
     def check(answer):
-        for attr in ("events", "timeline", "items"):
+        for attr in ("events", "timeline"):
             for ev in getattr(answer, attr, None) or []:
                 for f in ("start_sec", "end_sec"):
                     v = getattr(ev, f, None)
@@ -307,15 +312,26 @@ def step2(job: Job) -> DescriptionRecord:
     return DescriptionRecord(status=Status.DONE, mode=job.mode, description=r.answer, calls=[r.record()])
 
 
+def items_to_write(settings: Settings) -> int:
+    """Items step 3 asks for per QA type: ``items_per_type``, and half as many again
+    (rounded up) when verification may remove some, so the best can be kept."""
+    n = settings.workflow.items_per_type
+    return n + (n + 1) // 2 if settings.verification.checks() else n
+
+
 def step3(job: Job, qa_types: list[str]) -> dict[str, QARecord]:
-    """QA items with reasoning, one LLM call per QA type, the calls side by side within the call slots."""
+    """QA items with reasoning, one LLM call per QA type, the calls side by side within the
+    call slots. Structure problems (times past the end, a length-outlier key, ...) are sent
+    back to the LLM to fix (:func:`video_reasoning.verification.generation_fix`)."""
     probe, mode = job.probe, job.mode
-    ctx = _context(job)
+    ctx = {**_context(job), "num_items": str(items_to_write(job.settings))}
+    fix = "structure" in job.settings.verification.checks()
     llm = job.client("llm", "3")
     try:
         with ThreadPoolExecutor(max_workers=len(qa_types)) as pool:  # the call slots bound the calls
             replies = list(pool.map(
-                lambda q: job.ask(llm, QA_TYPES[q].prompt_key(mode), ctx, check=_within(probe.duration)), qa_types))
+                lambda q: job.ask(llm, QA_TYPES[q].prompt_key(mode), ctx,
+                                  fix=verification.generation_fix(q, probe.duration) if fix else None), qa_types))
     finally:
         llm.close()
     return {q: QARecord(status=Status.DONE, qa_type=q, mode=mode, video_id=job.vid, path=job.video_path,
@@ -323,15 +339,102 @@ def step3(job: Job, qa_types: list[str]) -> dict[str, QARecord]:
             for q, r in zip(qa_types, replies)}
 
 
+def step_verify(job: Job) -> VerificationRecord:
+    """Check every step-3 item of the video (:mod:`video_reasoning.verification`): structure
+    without a call; the two blind probes (LLM) and the grounded re-answer (VLM, whole video)
+    side by side, each one call for all items; then the judge (LLM, one call) on the
+    open-ended items. At most four calls per video."""
+    ver = job.settings.verification
+    probe = job.probe
+    cands = verification.candidates(job.qa)
+    checks = {c.id: verification.result(c) for c in cands}
+    rec = VerificationRecord(status=Status.DONE, video_id=job.vid, path=job.video_path, sha256=probe.sha256,
+                             duration=probe.duration, checks=list(ver.checks()))
+    if "structure" in rec.checks:
+        for c in cands:
+            for problem in verification.structure_problems(c.kind, c.item, probe.duration):
+                verification.fail(checks[c.id], "structure", problem)
+    blind = verification.blind_items(cands) if ver.blind_probe else []
+    grounded = cands if ver.grounded_reanswer else []
+    llm = job.client("llm", VERIFY)
+    vlm = job.client("vlm", VERIFY)
+    try:
+        with ThreadPoolExecutor(max_workers=verification.BLIND_PROBES + 1) as pool:  # the call slots bound them
+            probes = [pool.submit(job.ask, llm, VERIFICATION_KEYS["blind_probe"],
+                                  {"items": verification.render_blind(blind, p)}, check=verification.blind_check(blind))
+                      for p in range(verification.BLIND_PROBES)] if blind else []
+            seen = pool.submit(job.ask, vlm, VERIFICATION_KEYS["grounded_reanswer"],
+                               {"items": verification.render_grounded(grounded),
+                                "video_length": f"{probe.duration:.1f}"},
+                               MediaRef(probe), check=verification.grounded_check(grounded)) if grounded else None
+            probes = [f.result() for f in probes]
+            seen = seen.result() if seen else None
+        for p in probes:
+            rec.calls.append(p.record())
+        _score_blind(blind, probes, checks)
+        answers = {}
+        if seen:
+            rec.calls.append(seen.record())
+            answers = _score_grounded(grounded, seen, ver.min_iou, checks)
+        opened = [c for c in grounded if c.kind == "open"]
+        if ver.judge and opened:
+            judged = job.ask(llm, VERIFICATION_KEYS["judge"], {"items": verification.render_judge(opened, answers)},
+                             check=verification.judge_check(opened))
+            rec.calls.append(judged.record())
+            _score_judge(judged, checks)
+    finally:
+        llm.close()
+        vlm.close()
+    rec.items = list(checks.values())
+    return rec
+
+
+def _score_blind(blind, probes: list[Reply], checks: dict) -> None:
+    letters = {c.id: [] for c in blind}
+    for p in probes:
+        for a in p.answer["answers"]:
+            letters[a["id"]].append(a["letter"])
+    for c in blind:
+        hits, chosen = verification.score_blind(c, letters[c.id])
+        it = checks[c.id]
+        it.blind_hits, it.answers["blind_probe"] = hits, chosen
+        if hits == len(probes):
+            verification.fail(it, "blind_probe", f"answered '{verification.key_text(c.kind, c.item)}' (the key) "
+                                                 f"without the video in all {hits} probes")
+
+
+def _score_grounded(grounded, seen: Reply, min_iou: float, checks: dict) -> dict[int, str]:
+    """Score the VLM's answers; returns its answers by item id (for the judge)."""
+    by_id = {a["id"]: a["answer"] for a in seen.answer["answers"]}
+    for c in grounded:
+        it = checks[c.id]
+        it.answers["grounded_reanswer"] = by_id[c.id]
+        problem = verification.score_grounded(c, verification.parse_grounded(c.kind, by_id[c.id]), min_iou)
+        if problem:
+            verification.fail(it, "grounded_reanswer", problem)
+    return by_id
+
+
+def _score_judge(judged: Reply, checks: dict) -> None:
+    for v in judged.answer["verdicts"]:
+        it = checks[v["id"]]
+        it.answers["judge"] = v
+        if not v["supported"]:
+            verification.fail(it, "judge", f"the answer is not supported by what the VLM saw ({v['note']})")
+        elif not v["reasoning_leads_to_answer"]:
+            verification.fail(it, "judge", f"the reasoning does not lead to the answer ({v['note']})")
+
+
 # ---------------------------------------------------------------- jobs
 
-_RUN = {"1a": step1a, "1b": step1b, "1c": step1c, "2": step2}
+_RUN = {"1a": step1a, "1b": step1b, "1c": step1c, "2": step2, VERIFY: step_verify}
 
 
 def _blank(step: str, qa_type: str | None, job: Job, status: Status, reason: str) -> Record:
     """A record of ``step`` that says only ``status`` and ``reason`` (no result)."""
     extra = {"0": {"video_id": job.vid, "path": job.video_path, "source": job.source},
-             "3": {"qa_type": qa_type, "video_id": job.vid, "path": job.video_path}}.get(step, {})
+             "3": {"qa_type": qa_type, "video_id": job.vid, "path": job.video_path},
+             VERIFY: {"video_id": job.vid, "path": job.video_path}}.get(step, {})
     return STEPS[step].record(status=status, reason=reason, **extra)
 
 
@@ -378,9 +481,9 @@ def run_steps(job: Job, writer: _Writer, job_name: str) -> None:
     """Run the steps of ``job_name`` whose outputs are wanted, each written as soon as done.
 
     ``caption_video``: step 0, then 1a and 1b side by side (they are independent), then 1c.
-    ``write_qa``: step 2, then step 3 (one output per QA type). A video rejected upstream
-    gets ``skipped`` records at no cost; a safety block is recorded as ``blocked`` and
-    passed on as a skip.
+    ``write_qa``: step 2, then step 3 (one output per QA type). ``verify_qa``: the
+    verification step. A video rejected upstream gets ``skipped`` records at no cost; a
+    safety block is recorded as ``blocked`` and passed on as a skip.
     """
     steps = JOBS[job_name].steps
     if "0" in steps:
@@ -391,7 +494,7 @@ def run_steps(job: Job, writer: _Writer, job_name: str) -> None:
         records = {s: f.result() for s, f in futures.items()}
     for s in side_by_side:
         writer.put(s, records[s])
-    for step in ("1c", "2"):
+    for step in ("1c", "2", VERIFY):
         if step in steps and writer.wants(step):
             writer.put(step, _run_one(job, step))
     qa_types = [q for q in QA_TYPES if output_key("3", q) in writer.outputs]
@@ -439,11 +542,14 @@ def run_job(smk, job_name: str) -> None:
         sys.exit(f"video {smk.wildcards.vid}: the prompts changed while the workflow ran; run snakemake again")
     vid = smk.wildcards.vid
     records = {}
+    qa = {}
     for key, path in smk.input.items():
         named = step_of_output(key)  # the video itself is an input too
-        if named:
+        if named and named[1]:
+            qa[named[1]] = read_record(path, QARecord)
+        elif named:
             records[named[0]] = read_record(path, STEPS[named[0]].record)
-    job = Job(vid=vid, settings=settings, prompts=prompts, results_dir=results_dir, records=records,
+    job = Job(vid=vid, settings=settings, prompts=prompts, results_dir=results_dir, records=records, qa=qa,
               video_path=smk.params.video, source=smk.params.source, problem=smk.params.problem)
     writer = _Writer(job, dict(smk.output.items()))
     try:

@@ -8,7 +8,9 @@ key's placeholders is sent as is (TAO does the same), so literal braces are safe
 Our templates ask for JSON that the backend enforces with a schema (the key's answer model,
 :data:`PROMPT_KEYS`).
 Templates from a ``prompts_module`` ask for TAO's free-text ``=====`` blocks instead, and
-their answers are parsed as such. Single templates can be overridden in the spec under
+their answers are parsed as such; the verification keys (``blind_probe``,
+``grounded_reanswer``, ``answer_judge``; TAO has no verification) always use ours, in
+JSON. Single templates can be overridden in the spec under
 ``video_reasoning_annotation.prompts``; they keep the JSON schema of their key.
 """
 
@@ -22,26 +24,37 @@ from dataclasses import dataclass
 from video_reasoning.config import ConfigError, Settings, short_hash
 from video_reasoning.models import (
     Answer,
+    BlindProbeAnswer,
     CaptionAnswer,
     ClassificationAnswer,
     DenseCaptionAnswer,
     DescriptionAnswer,
     FilterAnswer,
+    GroundedAnswer,
     HighlightTimeAnswer,
+    JudgeAnswer,
 )
 from video_reasoning.qa_types import QA_TYPES
+from video_reasoning.steps import VERIFY
 
 MODES = ("anomaly", "normal")
 
-_QA_CONTEXT = ("video_length", "global_caption", "dense_caption", "chunk_captions_str", "step_2_output")
+_QA_CONTEXT = ("video_length", "global_caption", "dense_caption", "chunk_captions_str", "step_2_output",
+               "num_items")
+
+#: The verification step's prompt keys, by check (ours; TAO has no such step).
+VERIFICATION_KEYS = {"blind_probe": "blind_probe", "grounded_reanswer": "grounded_reanswer", "judge": "answer_judge"}
 
 
 @dataclass(frozen=True)
 class PromptKey:
-    """One prompt key: its answer model and the placeholders its template may use (TAO's names)."""
+    """One prompt key: its answer model, the placeholders its template may use (TAO's names
+    where TAO has the key), and whether a TAO ``prompts_module`` provides it (else our
+    template is used, answering in JSON, even in a run with such a module)."""
 
     answer_model: type[Answer]
     placeholders: tuple[str, ...] = ()
+    tao: bool = True
 
 
 _GROUNDING = (
@@ -135,6 +148,25 @@ DEFAULT_PROMPTS: dict[str, str] = {
         "Overall caption:\n{global_caption}\n\n{dense_section}\n\n{highlight_section}\n\n"
         "Chunk captions:\n{chunk_captions_str}"
     ),
+    "blind_probe": (
+        "Below are questions about a video you cannot see. Answer each from its wording and general "
+        "knowledge alone, choosing one of its lettered options. When the answer depends on what the video "
+        "shows, choose the option that says you cannot tell without the video; do not guess.\n\n{items}"
+    ),
+    "grounded_reanswer": (
+        "Watch this {video_length}-second video and answer each question below from what it shows. For a "
+        "question with lettered options give the letter; for a yes/no question give Yes or No; for a "
+        "question asking when something happens give start-end in seconds from the start of the video "
+        "(e.g. 12.5-18); otherwise answer in one to three sentences. Answer every question, by its id.\n\n"
+        "{items}"
+    ),
+    "answer_judge": (
+        "Each item below has a question about a video, a proposed answer with its reasoning, and the answer "
+        "of a model that watched the video. For each item decide: supported - the proposed answer agrees "
+        "with what the watching model saw (details it did not mention are fine; contradictions are not); "
+        "reasoning_leads_to_answer - the reasoning is about the video's events and arrives at the proposed "
+        "answer. Give a one-sentence note.\n\n{items}"
+    ),
     "normal_description": (
         "Combine the captions of a {video_length}-second video into one structured description: the "
         "setting, the actors, a timeline of events with start and end seconds and a short summary; "
@@ -164,6 +196,10 @@ def _keys() -> dict[str, PromptKey]:
     for qa in QA_TYPES.values():
         for m in MODES:
             keys[qa.prompt_key(m)] = PromptKey(qa.answer_model, _QA_CONTEXT)
+    v = VERIFICATION_KEYS
+    keys[v["blind_probe"]] = PromptKey(BlindProbeAnswer, ("items",), tao=False)
+    keys[v["grounded_reanswer"]] = PromptKey(GroundedAnswer, ("items", "video_length"), tao=False)
+    keys[v["judge"]] = PromptKey(JudgeAnswer, ("items",), tao=False)
     return keys
 
 
@@ -190,13 +226,17 @@ class PromptSet:
 
     Attributes:
         templates: prompt key -> template text.
-        tao_format: True when the templates come from a TAO ``prompts_module`` and so
-            answer in TAO's free-text format instead of schema-bound JSON.
+        tao_keys: keys whose template comes from a TAO ``prompts_module`` and so answers
+            in TAO's free-text format instead of schema-bound JSON.
     """
 
-    def __init__(self, templates: dict[str, str], tao_format: bool):
+    def __init__(self, templates: dict[str, str], tao_keys: frozenset[str] = frozenset()):
         self.templates = templates
-        self.tao_format = tao_format
+        self.tao_keys = tao_keys
+
+    def is_tao(self, key: str) -> bool:
+        """True when ``key`` answers in TAO's free-text format."""
+        return key in self.tao_keys
 
     def digest(self, keys) -> dict[str, str]:
         """``{key: short hash of its template}`` for ``keys``: what Snakemake params track."""
@@ -261,7 +301,7 @@ def load_prompts(settings: Settings) -> PromptSet:
             run needs; an override names an unknown key or a placeholder its key lacks.
     """
     templates = dict(DEFAULT_PROMPTS)
-    tao_format = False
+    tao_keys: frozenset[str] = frozenset()
     if settings.prompts_module:
         name = settings.prompts_module
         try:
@@ -274,13 +314,13 @@ def load_prompts(settings: Settings) -> PromptSet:
         custom = getattr(module, "PROMPT_TEMPLATES", None)
         if not isinstance(custom, dict):
             raise ConfigError(f"video_reasoning_annotation.prompts_module: {name!r} has no PROMPT_TEMPLATES dict.")
-        missing = sorted(set(required_keys(settings)) - set(custom))
+        missing = sorted({k for k in required_keys(settings) if PROMPT_KEYS[k].tao} - set(custom))
         if missing:
             raise ConfigError(
                 f"video_reasoning_annotation.prompts_module: {name!r} lacks the prompt keys "
                 f"{', '.join(missing)} that this run needs (from its steps, mode and qa_types).")
-        templates.update({k: v for k, v in custom.items() if k in PLACEHOLDERS})
-        tao_format = True
+        tao_keys = frozenset(k for k in custom if k in PROMPT_KEYS and PROMPT_KEYS[k].tao)
+        templates.update({k: custom[k] for k in tao_keys})
     for key, text in settings.prompts.items():
         if key not in PLACEHOLDERS:
             raise ConfigError(f"video_reasoning_annotation.prompts.{key}: unknown prompt key. "
@@ -288,7 +328,7 @@ def load_prompts(settings: Settings) -> PromptSet:
         templates[key] = text
     for key, text in templates.items():
         check_template(key, text)
-    return PromptSet(templates, tao_format)
+    return PromptSet(templates, tao_keys)
 
 
 def step_prompt_keys(step: str, settings: Settings) -> list[str]:
@@ -308,6 +348,9 @@ def step_prompt_keys(step: str, settings: Settings) -> list[str]:
         return [f"{m}_description" for m in modes]
     if step == "3":
         return sorted({QA_TYPES[q].prompt_key(m) for m in modes for q in wf.qa_types})
+    if step == VERIFY:
+        checks = settings.verification.checks()
+        return sorted(VERIFICATION_KEYS[c] for c in checks if c in VERIFICATION_KEYS)
     return []
 
 

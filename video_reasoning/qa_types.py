@@ -56,6 +56,10 @@ class QAType:
             ``anomaly_<name>`` and ``normal_<name>`` (TAO's split).
         to_items: how one item becomes dataset items (default: the first task, with the
             item's question and answer).
+        verify: how the verification stage checks an item (:mod:`video_reasoning.verification`):
+            ``choice`` (four options and a key letter: blind probe and grounded re-answer),
+            ``yes_no`` (the same), ``window`` (start/end seconds: grounded re-answer, IoU) or
+            ``open`` (free text: grounded re-answer, then the judge).
     """
 
     name: str
@@ -64,6 +68,7 @@ class QAType:
     prompt: str
     mode_free: bool = False
     to_items: ToItems | None = None
+    verify: str = "open"
 
     @property
     def answer_model(self) -> type[Answer]:
@@ -179,8 +184,8 @@ register(QAType(
     "form; exactly one is correct, and each wrong option is clearly contradicted by the video, "
     "not merely less likely. Name the correct option by its letter in the order you wrote them. "
     "The reasoning goes step by step from what is visible to the answer and says why each wrong "
-    "option fails. Write 1 to 3 questions that need the video to answer",
-    to_items=_mcq_items))
+    "option fails. Write {num_items} questions that need the video to answer",
+    to_items=_mcq_items, verify="choice"))
 register(QAType(
     "bcq", BCQItem,
     (Task("bcq", "Yes/no video QA; the answer is Yes or No.", "Answer Yes or No."),
@@ -188,19 +193,19 @@ register(QAType(
           "Answer Yes or No, then explain briefly.")),
     "yes/no questions. Balance them: some answered Yes, some No. The explanation justifies the "
     "answer in one or two sentences; the reasoning goes step by step from what is visible to the "
-    "answer. Write 1 to 3 questions that need the video to answer",
-    to_items=_bcq_items))
+    "answer. Write {num_items} questions that need the video to answer",
+    to_items=_bcq_items, verify="yes_no"))
 register(QAType(
     "open_qa", OpenItem,
     (Task("open_qa", "Open-ended video QA with free-text answers."),),
     "open-ended questions (why, how, what happens after) whose answers are a few precise "
-    "sentences, each with a step-by-step reasoning grounded in visible evidence. Write 1 to 3"))
+    "sentences, each with a step-by-step reasoning grounded in visible evidence. Write {num_items}"))
 register(QAType(
     "causal_linkage", OpenItem,
     (Task("causal_linkage", "Causal linkage: how an event at one time leads to the situation at another."),),
     "causal linkage items. Each question names two moments (in seconds) and asks how the event at "
     "the first leads to the situation at the second; the answer explains the chain of cause and "
-    "effect, and the reasoning walks through the intermediate events. Write 1 to 3"))
+    "effect, and the reasoning walks through the intermediate events. Write {num_items}"))
 register(QAType(
     "temporal_localization", LocalizationItem,
     (Task("temporal_localization",
@@ -209,14 +214,14 @@ register(QAType(
     "temporal localization items. Each asks when a specific, unambiguous event happens; the answer "
     "is its start and end in seconds inside the video. The reasoning states what the scene looks "
     "like before the start, what changes at the start, and why the event is over at the end. "
-    "Write 1 to 3",
-    to_items=_localization_items))
+    "Write {num_items}",
+    to_items=_localization_items, verify="window"))
 register(QAType(
     "temporal_event_desc", WindowItem,
     (Task("temporal_description", "Temporal event description: what happens within a given time window."),),
     "temporal event description items. Each names a time window (start and end seconds inside "
     "the video) and asks what happens in it; the answer describes the events of that window in "
-    "order, and the reasoning ties them to the surrounding timeline. Write 1 to 3",
+    "order, and the reasoning ties them to the surrounding timeline. Write {num_items}",
     to_items=_window_items))
 register(QAType(
     "scene_description", OpenItem,
@@ -224,12 +229,13 @@ register(QAType(
     "You write scene-description items for a video-reasoning dataset. Each item asks to describe "
     "the scene (place, layout, lighting, weather, actors and objects and where they are) and "
     "answers with a faithful, detailed paragraph; the reasoning explains which observations "
-    "support each part of the answer.",
+    "support each part of the answer. Write {num_items} items, each on a different part of the scene.",
     mode_free=True))
 register(QAType(
     "event_summary", OpenItem,
     (Task("video_summarization", "Video summarization: the main events in order, including any anomaly."),),
     "You write video-summarization items for a video-reasoning dataset. Each item asks to "
     "summarise the video and answers with a concise paragraph covering the main events in "
-    "order and any anomaly; the reasoning explains how the events connect.",
+    "order and any anomaly; the reasoning explains how the events connect. Write {num_items} items, "
+    "each from a different angle (the whole video, its first and its second half, the actors' goals).",
     mode_free=True))

@@ -53,6 +53,7 @@ class CallRecord(BaseModel):
     input_tokens: int = 0
     output_tokens: int = 0
     attempts: int = 1
+    reasks: list[str] = Field(default_factory=list)  # problems sent back with an answer to fix it
     raw: str = ""
 
 
@@ -131,6 +132,59 @@ class QARecord(Record):
     sha256: str = ""
     duration: float = 0.0
     items: list[dict[str, Any]] = Field(default_factory=list)
+
+
+class ItemCheck(BaseModel):
+    """The verification of one step-3 item.
+
+    ``failed`` lists the checks it failed (``blind_probe``, ``grounded_reanswer``,
+    ``judge``, ``structure``), ``findings`` says what each found, ``answers`` holds the
+    models' answers (``blind_probe``: the option texts chosen by the two probes;
+    ``grounded_reanswer``: the VLM's answer; ``judge``: its verdict), ``blind_hits`` how
+    many blind probes chose the key.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    qa_type: str
+    index: int
+    item: dict[str, Any]
+    failed: list[str] = Field(default_factory=list)
+    findings: list[str] = Field(default_factory=list)
+    answers: dict[str, Any] = Field(default_factory=dict)
+    blind_hits: int = 0
+
+
+class VerificationRecord(Record):
+    """The verification step of one video: which checks ran, and every item's result."""
+
+    video_id: str = ""
+    path: str = ""
+    sha256: str = ""
+    duration: float = 0.0
+    checks: list[str] = Field(default_factory=list)
+    items: list[ItemCheck] = Field(default_factory=list)
+
+
+class SelectedItem(ItemCheck):
+    """An item of the dataset-level selection, with its video (``vid``: the workflow's
+    video id; ``path``: the file)."""
+
+    vid: str
+    path: str
+    sha256: str
+
+
+class SelectionRecord(Record):
+    """One QA type across all videos (rule select_items): the items that go into the
+    dataset (``kept``; under ``policy: flag`` including failed ones, their ``failed``
+    non-empty) and those left out (``removed``; ``failed`` names why, including
+    ``duplicates`` and ``surplus``: beyond ``items_per_type``)."""
+
+    qa_type: str
+    policy: str
+    kept: list[SelectedItem] = Field(default_factory=list)
+    removed: list[SelectedItem] = Field(default_factory=list)
 
 
 class RecordError(ValueError):

@@ -6,8 +6,12 @@ rule of the same name, whose log folder and failure record carry that name too:
 
 - ``caption_video`` (VLM): steps 0, 1a, 1b, 1c;
 - ``write_qa`` (LLM): steps 2, 3;
+- ``verify_qa`` (LLM and VLM): the verification step (ours, between 3 and 4, whenever 4 runs);
+- ``select_items``: per QA type, the items of every video that go into the dataset
+  (verification policy, duplicates across videos, ``items_per_type``);
 - ``write_task``: step 4, one tao-vl-reason-v1.0 file per task;
-- ``summarize``: ``summary.json`` from all records.
+- ``summarize``: ``summary.json`` (with its ``quality`` section) and
+  ``quality/rejected_items.jsonl`` from all records.
 
 The record models live in :mod:`video_reasoning.records`.
 """
@@ -20,8 +24,12 @@ from dataclasses import dataclass
 
 from video_reasoning import records
 
-#: TAO's steps, in pipeline order.
+#: TAO's steps, in pipeline order (what ``workflow.steps`` lists).
 STEP_NAMES = ("0", "1a", "1b", "1c", "2", "3", "4")
+#: The verification step (ours): runs whenever step 4 does.
+VERIFY = "verify"
+#: Every step, in pipeline order.
+PIPELINE = ("0", "1a", "1b", "1c", "2", "3", VERIFY, "4")
 
 
 @dataclass(frozen=True)
@@ -47,10 +55,14 @@ class Step:
 
 @dataclass(frozen=True)
 class Job:
-    """One per-video job: a Snakemake rule running some steps of one video."""
+    """One per-video job: a Snakemake rule running some steps of one video.
+
+    ``reads``: the earlier steps whose records it takes as inputs (None: all of them).
+    """
 
     name: str
     steps: tuple[str, ...]
+    reads: tuple[str, ...] | None = None
 
     def roles(self, steps: tuple[str, ...]) -> list[str]:
         """The backends its steps among ``steps`` (those that run) call."""
@@ -64,16 +76,19 @@ STEPS: dict[str, Step] = {s.name: s for s in (
     Step("1c", "step_1c", "caption_video", records.HighlightRecord, roles=("llm", "vlm")),
     Step("2", "step_2", "write_qa", records.DescriptionRecord, roles=("llm",)),
     Step("3", "step_3", "write_qa", records.QARecord, per_qa_type=True, roles=("llm",)),
+    Step(VERIFY, "verification", "verify_qa", records.VerificationRecord, roles=("llm", "vlm")),
 )}
 
 JOBS: dict[str, Job] = {j.name: j for j in (
     Job("caption_video", ("0", "1a", "1b", "1c")),
     Job("write_qa", ("2", "3")),
+    Job("verify_qa", (VERIFY,), reads=("0", "3")),
 )}
 
-#: Step 4's folder (one file per task) and the run summary.
+#: Step 4's folder (one file per task), the run summary, and the quality folder.
 DATASET_FOLDER = "step_4_output"
 SUMMARY_FILE = "summary.json"
+QUALITY_FOLDER = "quality"
 
 
 def step_path(results_dir: str, step: str, vid: str = "{vid}", qa_type: str | None = None) -> str:
@@ -118,11 +133,14 @@ def job_outputs(job: str, results_dir: str, steps: tuple[str, ...], qa_types: tu
             for q in (qa_types if STEPS[name].per_qa_type else (None,))}
 
 
-def job_inputs(job: str, results_dir: str, steps: tuple[str, ...]) -> dict[str, str]:
-    """Named inputs of ``job`` for one video (wildcard): the records of earlier steps
-    among :func:`written`."""
-    first = list(STEPS).index(JOBS[job].steps[0])
-    return {output_key(s): step_path(results_dir, s) for s in written(steps) if list(STEPS).index(s) < first}
+def job_inputs(job: str, results_dir: str, steps: tuple[str, ...], qa_types: tuple[str, ...]) -> dict[str, str]:
+    """Named inputs of ``job`` for one video (wildcard): the records of the earlier steps
+    among :func:`written` that it reads (step 3 once per QA type)."""
+    j = JOBS[job]
+    first = PIPELINE.index(j.steps[0])
+    return {output_key(s, q): step_path(results_dir, s, "{vid}", q)
+            for s in written(steps) if PIPELINE.index(s) < first and (j.reads is None or s in j.reads)
+            for q in (qa_types if STEPS[s].per_qa_type else (None,))}
 
 
 def failure_path(results_dir: str, job: str, vid: str = "{vid}") -> str:
@@ -151,6 +169,16 @@ def log_path(results_dir: str, job: str, name: str = "{vid}") -> str:
 def task_path(results_dir: str, task: str = "{task}") -> str:
     """Step 4's tao-vl-reason-v1.0 file of one task."""
     return os.path.join(results_dir, DATASET_FOLDER, f"{task}.json")
+
+
+def selection_path(results_dir: str, qa_type: str = "{qa_type}") -> str:
+    """The items of one QA type that go into the dataset, and those left out (rule select_items)."""
+    return os.path.join(results_dir, QUALITY_FOLDER, "items", f"{qa_type}.json")
+
+
+def rejected_items_path(results_dir: str) -> str:
+    """Every item a check failed (dropped or flagged), one JSON object per line."""
+    return os.path.join(results_dir, QUALITY_FOLDER, "rejected_items.jsonl")
 
 
 def summary_path(results_dir: str) -> str:

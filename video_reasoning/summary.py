@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from video_reasoning.qa_types import all_tasks
+from video_reasoning.quality import quality, write_rejected_items
 from video_reasoning.records import Status, read_record
 from video_reasoning.steps import STEPS, step_path, summary_path, task_path
 from video_reasoning.store import atomic_write_json, read_json
@@ -57,13 +58,15 @@ def video_entry(results_dir: str, vid: str, path: str, source: str, steps: list[
 
 
 def write_summary(results_dir: str, videos: list[tuple[str, str, str]], qa_types: list[str], steps: list[str],
-                  log_file: str | None = None) -> dict:
+                  log_file: str | None = None, media_root: str | None = None) -> dict:
     """Write ``<results_dir>/summary.json`` from the step records and task files on disk
-    (and its totals to ``log_file``).
+    (and its totals to ``log_file``); when step 4 ran, also ``quality/rejected_items.jsonl``.
 
     ``videos`` are ``(video_id, path, source)``. Returns the summary: ``totals`` (videos
-    per outcome, calls, input/output tokens, items per QA type), ``tasks`` (items per
-    task file written) and ``videos`` (one :func:`video_entry` each).
+    per outcome, calls, input/output tokens, items per QA type as step 3 wrote them),
+    ``tasks`` (items per task file written), ``quality`` (when step 4 ran:
+    :func:`video_reasoning.quality.quality`, with ``rejected_items``: lines written) and
+    ``videos`` (one :func:`video_entry` each).
     """
     totals = {"videos": len(videos), **{o: 0 for o in OUTCOMES}, "calls": 0, "input_tokens": 0,
               "output_tokens": 0, "items": {}}
@@ -83,6 +86,10 @@ def write_summary(results_dir: str, videos: list[tuple[str, str, str]], qa_types
         if isinstance(data, dict):
             tasks[name] = len(data.get("items", []))
     summary = {"totals": totals, "tasks": tasks, "videos": per_video}
+    if "4" in steps:
+        names = all_tasks(qa_types)
+        summary["quality"] = {**quality(results_dir, [v for v, _, _ in videos], qa_types, names),
+                              "rejected_items": write_rejected_items(results_dir, qa_types, media_root)}
     atomic_write_json(summary_path(results_dir), summary)
     if log_file:
         with open(log_file, "w", encoding="utf-8") as fh:

@@ -4,8 +4,10 @@ It serves ``POST /v1/chat/completions`` (OpenAI), and for Gemini the Files API r
 upload (``POST /upload/v1beta/files`` then the session URL), ``GET /v1beta/files/<id>`` and
 ``POST /v1beta/models/<model>:generateContent``. Answers are generated from the JSON schema
 each request carries, so any answer model of the workflow gets a valid, deterministic
-answer; ``labels`` maps a video's SHA-256 to the classification to give it. Every request
-is recorded for assertions (calls, uploads, media bytes received).
+answer; QA items and the verification probes are answered by a stand-in model
+(:mod:`support.model`: good by default, ``flawed=True`` for one with real models' defects);
+``labels`` maps a video's SHA-256 to the classification to give it. Every request is
+recorded for assertions (calls, uploads, media bytes received).
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ import threading
 import time
 from datetime import datetime, timedelta, timezone
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from support.model import Model
 
 
 def fake_from_schema(schema: dict, name: str = "", salt: str = "", root: dict | None = None) -> object:
@@ -53,9 +57,10 @@ FAULT_CYCLE = ("429", "500", "timeout", "badjson", "schema")
 class StandIn:
     """The server; use as a context manager. ``url`` is ``http://127.0.0.1:<port>``."""
 
-    def __init__(self, api_key: str = "test-key-123", labels: dict | None = None):
+    def __init__(self, api_key: str = "test-key-123", labels: dict | None = None, flawed: bool = False):
         self.api_key = api_key
         self.labels = labels or {}
+        self.model = Model(flawed=flawed)
         self.lock = threading.Lock()
         self.requests: list[dict] = []
         self.uploads: dict[str, dict] = {}
@@ -205,19 +210,23 @@ class StandIn:
     def _label(self, sha: str | None) -> str:
         return self.labels.get(sha, "normal")
 
-    def _answer(self, schema: dict | None, prompt: str, media_sha: str | None) -> str:
+    def _answer(self, schema: dict | None, prompt: str, media_sha: str | None, reask: bool = False) -> str:
         if schema is None:
             return self._tao_answer(prompt, media_sha)
-        value = fake_from_schema(schema, salt=hashlib.sha1(prompt.encode()).hexdigest()[:6])
+        value = self.model.answer(schema, prompt, reask)
+        if value is None:
+            value = fake_from_schema(schema, salt=hashlib.sha1(prompt.encode()).hexdigest()[:6])
         if isinstance(value, dict) and "label" in value:
             value["label"] = self._label(media_sha)
         return json.dumps(value)
 
     def _tao_answer(self, prompt: str, media_sha: str | None) -> str:
-        """A free-text answer in TAO's format for a prompt that starts with ``[[<prompt key>]]``."""
+        """A free-text answer in TAO's format for a prompt that starts with ``[[<prompt key>]]``;
+        QA items name a subject of their own video (one per video, from the prompt's context)."""
         m = re.match(r"\[\[(\w+)\]\]", prompt)
         key = m.group(1) if m else ""
-        block = "=====\nQuestion: What happens at {w}?\n=====\nAnswer: {a}\n=====\nReasoning: Seen at {w}."
+        s = self.model.subject(prompt[m.end():] if m else prompt)
+        block = "=====\nQuestion: What does {s} do at {w}?\n=====\nAnswer: {a}\n=====\nReasoning: Seen at {w}."
         if key == "video_filtering":
             return "Yes"
         if key == "video_anomaly_classification":
@@ -225,15 +234,15 @@ class StandIn:
         if key == "highlight_timestamp_extraction":
             return "1.5"
         if key.endswith("_mcq"):
-            return ("=====\nMultiple-Choice Question: Who passes first?\nA. A cyclist\nB. A bus\nC. A dog\n"
-                    "D. Nobody\n======\nAnswer: A\n=====\nReasoning: The cyclist passes first.")
+            return (f"=====\nMultiple-Choice Question: Who passes {s} first?\nA. A cyclist\nB. A runner\n"
+                    "C. A walker\nD. A driver\n======\nAnswer: A\n=====\nReasoning: The cyclist passes first.")
         if key.endswith("_bcq"):
-            return block.format(w="the start", a="Yes, a cyclist passes.")
+            return block.format(s=s, w="the start", a="Yes, a cyclist passes.")
         if key.endswith("_temporal_localization"):
-            return block.format(w="the pass", a="Start_Time: 00:01, End_Time: 00:03")
+            return block.format(s=s, w="the pass", a="Start_Time: 00:01, End_Time: 00:03")
         if key.endswith(("_open_qa", "_causal_linkage", "_temporal_event_desc")) or key in (
                 "scene_description", "event_summary"):
-            return block.format(w="00:01 and 00:02", a="A cyclist rides by.")
+            return block.format(s=s, w="00:01 and 00:02", a=f"{s[0].upper()}{s[1:]} rides by.")
         return f"Free-text answer for {key or 'an unknown prompt'}."
 
     def _gemini(self, h, raw, model):
@@ -260,7 +269,7 @@ class StandIn:
         schema = cfg.get("responseJsonSchema") or cfg.get("response_json_schema")
         self._record(kind="gemini", model=model, prompt=prompt, media_sha=sha, video_metadata=meta, schema=schema,
                      media_resolution=cfg.get("mediaResolution"), turns=len(body["contents"]), bytes=len(raw))
-        text = self._answer(schema, prompt, sha)
+        text = self._answer(schema, prompt, sha, reask=len(body["contents"]) > 1)
         ok = {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
               "usageMetadata": {"promptTokenCount": len(prompt) // 4 + 1, "candidatesTokenCount": len(text) // 4 + 1}}
         self._respond(h, "gemini", bool(media), sha, text, ok)
@@ -287,7 +296,7 @@ class StandIn:
         self._record(kind="openai", model=body.get("model"), prompt=prompt, media_sha=sha, media=kinds, schema=schema,
                      media_bytes=media_bytes,
                      turns=len(body["messages"]), bytes=len(raw))
-        text = self._answer(schema, prompt, sha)
+        text = self._answer(schema, prompt, sha, reask=len(body["messages"]) > 1)
         ok = {"id": "chatcmpl-standin", "object": "chat.completion", "created": 0, "model": body.get("model"),
               "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
               "usage": {"prompt_tokens": len(prompt) // 4 + 1, "completion_tokens": len(text) // 4 + 1,

@@ -16,7 +16,10 @@ class Request:
     """One question to a model.
 
     ``check`` may raise ValueError on a parsed answer that is well-formed but wrong for
-    this video (e.g. a time past its end); the message is sent back when re-asking.
+    this video (e.g. a time past its end); the message is sent back when re-asking, until
+    the retries run out. ``fix`` returns problems worth a few re-asks but not a failure
+    (e.g. a length-outlier option): they are sent back at most ``FIX_REASKS`` times, then
+    the answer is taken as it is.
     ``video`` names the video the request is about (its SHA-256): part of the cache key, so
     two videos never share an answer, even when a text-only prompt is the same for both.
     """
@@ -27,6 +30,7 @@ class Request:
     tao_format: bool = False
     media: MediaRef | None = None
     check: Optional[Callable[[Answer], None]] = None
+    fix: Optional[Callable[[Answer], list[str]]] = None
     video: str = ""
 
 

@@ -1,0 +1,5 @@
+"""Snakemake script of rule verify_qa (the verification step): see video_reasoning.pipeline."""
+
+from video_reasoning.pipeline import run_job
+
+run_job(snakemake, "verify_qa")  # noqa: F821 (snakemake is injected by the script directive)
