@@ -14,7 +14,7 @@ from video_reasoning.config import (
     settings_from_config,
     unknown_keys,
 )
-from video_reasoning.inputs import discover, media_root_for
+from video_reasoning.inputs import discover, media_root_for, require_inputs
 from video_reasoning.prompts import load_prompts, step_prompt_keys
 from video_reasoning.qa_types import all_tasks, qa_type_of_task
 from video_reasoning.records import SCHEMA_VERSION
@@ -29,7 +29,9 @@ try:
     SETTINGS = settings_from_config(config)
     check_config(SETTINGS)
     PROMPTS = load_prompts(SETTINGS)
-    VIDEOS = {e.vid: e for e in discover(SETTINGS.data)}
+    _entries = discover(SETTINGS.data)
+    require_inputs(_entries, SETTINGS.data)
+    VIDEOS = {e.vid: e for e in _entries}
 except ConfigError as _exc:
     raise WorkflowError(f"Invalid spec: {_exc}") from None
 

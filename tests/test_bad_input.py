@@ -38,6 +38,8 @@ def test_bad_input_matrix(tmp_path, standin, long_video):
     ffmpeg("-i", bikes, "-vf", r"select='lt(t\,4)+not(mod(n\,3))'", "-fps_mode", "vfr", "-c:v", "libx264",
            "-preset", "ultrafast", v / "variable_fps.mp4")
     odd = copy(clip("carphone_pristine.mp4"), v / "it's a \"test\" $HOME ü 视频.mp4")
+    ffmpeg("-i", clip("bigbuckbunny.mp4"), "-c", "copy", v / "apple.m4v")         # other containers by extension
+    ffmpeg("-i", clip("bigbuckbunny.mp4"), "-t", 3, "-c", "copy", "-f", "mpegts", v / "broadcast.ts")
     dup = copy(bikes, v / "dup.mp4")
     (tmp_path / "dup_link.mp4").symlink_to(dup)
     jsonl = tmp_path / "list.jsonl"
@@ -51,7 +53,15 @@ def test_bad_input_matrix(tmp_path, standin, long_video):
     write_spec(tmp_path, {"vlm": {"backend": "gemini"}, "llm": {"backend": "gemini"},
                           "workflow": {"max_video_length_sec": 60},
                           "data": {"video_root": "videos", "input_jsonl_files": [str(jsonl)]}})
-    run_workflow(tmp_path, {"GOOGLE_GEMINI_BASE_URL": standin.url, "GOOGLE_API_KEY": API_KEY})
+    umask = os.umask(0o022)
+    try:
+        run_workflow(tmp_path, {"GOOGLE_GEMINI_BASE_URL": standin.url, "GOOGLE_API_KEY": API_KEY})
+    finally:
+        os.umask(umask)
+    # everything written is readable by others (0644 under umask 022), not mkstemp's 0600
+    for written in (tmp_path / "results" / "step_4_output" / "mcq.json", tmp_path / "results" / "summary.json",
+                    next((tmp_path / "results" / "step_0").glob("dup-*.json"))):
+        assert written.stat().st_mode & 0o777 == 0o644, written
 
     summary = load(tmp_path / "results" / "summary.json")
     by_name = {}
@@ -73,7 +83,8 @@ def test_bad_input_matrix(tmp_path, standin, long_video):
         assert named in entry["reason"], (name, entry["reason"])   # the message names the file
         assert reason in entry["reason"].replace(named, ""), (name, entry["reason"])  # not just in the file name
         assert sum(entry["calls"].values()) == 0
-    for name in ("no_duration.mkv", "uhd_4k.mp4", "variable_fps.mp4", odd.name, "dup.mp4"):
+    for name in ("no_duration.mkv", "uhd_4k.mp4", "variable_fps.mp4", odd.name, "dup.mp4", "apple.m4v",
+                 "broadcast.ts"):
         assert by_name[name]["status"] == "annotated", (name, by_name[name])
     assert [e["path"] for e in summary["videos"]].count(str(dup)) == 1
     assert sum(1 for e in summary["videos"] if e["path"] and os.path.realpath(e["path"]) == str(dup)) == 1
@@ -83,3 +94,14 @@ def test_bad_input_matrix(tmp_path, standin, long_video):
                    for u in standin.calls("upload"))
     assert_dataset_valid(tmp_path / "results")
     assert_no_secret(tmp_path)
+
+
+def test_no_input_videos_is_an_error_naming_where_it_looked(tmp_path):
+    (tmp_path / "videos").mkdir()
+    (tmp_path / "videos" / "notes.txt").write_text("not a video")
+    write_spec(tmp_path, {"data": {"video_root": "videos"}})
+    proc = run_workflow(tmp_path, {"GOOGLE_API_KEY": "k"}, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "no input videos" in out
+    assert str(tmp_path / "videos") in out and ".m4v" in out and ".ts" in out
+    assert not (tmp_path / "results").exists()

@@ -190,7 +190,8 @@ class VerificationSettings(_Strict):
 class DataSettings(_Strict):
     """Where the videos are."""
 
-    video_root: Optional[str] = Field("", description="folder walked recursively (.mp4 .mov .mkv .avi .webm)")
+    video_root: Optional[str] = Field("", description="folder walked recursively for video files (.mp4 .m4v "
+                                      ".mov .mkv .webm .avi .mpg .ts .mts .wmv .flv .3gp and more)")
     input_jsonl_files: tuple[str, ...] = Field((), description='JSONL files, one {"video_path": ...} '
                                                '(or "video") per line')
     filter_field: Optional[str] = Field(None, description="keep JSONL entries whose field is true")

@@ -13,10 +13,13 @@ import os
 import re
 from dataclasses import dataclass
 
-from video_reasoning.config import DataSettings
+from video_reasoning.config import ConfigError, DataSettings
 
-#: File name endings treated as videos when walking ``data.video_root``.
-VIDEO_EXTENSIONS = (".mp4", ".mov", ".mkv", ".avi", ".webm")
+#: File name endings treated as videos when walking ``data.video_root``: the video
+#: containers ffmpeg reads that cameras, phones, broadcast and the web produce. Whether a
+#: file really is a readable video is decided by step 0's probe.
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".qt", ".mkv", ".webm", ".avi", ".mpg", ".mpeg", ".m2v", ".ts",
+                    ".mts", ".m2ts", ".wmv", ".asf", ".flv", ".3gp", ".3g2", ".ogv", ".mxf", ".vob", ".dv")
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -137,6 +140,24 @@ def discover(data: DataSettings) -> list[VideoEntry]:
         if key not in entries:
             entries[key] = VideoEntry(vid=video_id_for(path, root), path=path, source=source)
     return list(entries.values())
+
+
+def require_inputs(entries: list[VideoEntry], data: DataSettings) -> None:
+    """Fail when the spec names no candidate video at all.
+
+    Raises:
+        ConfigError: naming the folder (and the extensions looked for) and the JSONL files.
+    """
+    if entries:
+        return
+    where = []
+    if data.video_root:
+        where.append(f"data.video_root {os.path.abspath(data.video_root)!r} holds no file ending in "
+                     f"{' '.join(VIDEO_EXTENSIONS)} (searched recursively)")
+    if data.input_jsonl_files:
+        where.append(f"data.input_jsonl_files ({', '.join(data.input_jsonl_files)}) list no video")
+    raise ConfigError("video_reasoning_annotation: no input videos: " + "; ".join(where) +
+                      ". Put videos there or point the spec at the right folder or files.")
 
 
 def media_root_for(entries: list[VideoEntry], video_root: str | None) -> str | None:

@@ -2,7 +2,9 @@
 
 Writes go to a temporary file in the target's folder, are flushed and fsynced, then
 renamed over the target (``os.replace`` is atomic on POSIX), so a reader or a killed run
-never sees half a file, and nothing is ever appended in place.
+never sees half a file, and nothing is ever appended in place. Files get the mode a plain
+``open()`` would give them under the process umask (0644 under umask 022), not
+``mkstemp``'s 0600, so teammates and training jobs can read the results.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import json
 import os
 import tempfile
 
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)  # read the process umask (only os.umask can, by setting it)
 
 def atomic_write_text(path: str, text: str) -> None:
     """Write ``text`` (UTF-8) to ``path`` atomically, creating parent folders."""
@@ -18,6 +22,7 @@ def atomic_write_text(path: str, text: str) -> None:
     os.makedirs(folder, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-", suffix=os.path.basename(path)[-40:])
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
             fh.flush()
