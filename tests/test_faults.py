@@ -154,22 +154,58 @@ def test_sigkill_then_rerun_pays_nothing_twice(tmp_path, fresh, reference, point
             json.loads(path.read_text(encoding="utf-8"))
 
 
-def test_permanent_error_on_one_video_openai(tmp_path, standin):
-    """OpenAI-compatible backend: HTTP 400 on one video's first call fails that video at
-    once (no retry), the other is annotated and in the dataset, the run exits non-zero, and
-    the next run completes it."""
-    copy(clip("bikes.mp4"), tmp_path / "videos" / "bikes.mp4")
-    copy(clip("carphone_pristine.mp4"), tmp_path / "videos" / "carphone.mp4")
-    block = {"backend": "openai", "openai": {"base_url": standin.url + "/v1", "model_name": "stand-in-vl"}}
-    write_spec(tmp_path, {"vlm": block, "llm": block, "data": {"video_root": "videos"}})
-    standin.script_for = {sha256(clip("bikes.mp4")): ["400"]}
-    proc = run_workflow(tmp_path, {"OPENAI_API_KEY": API_KEY}, check=False)
-    assert proc.returncode != 0 and "1 of 2 videos failed" in proc.stdout + proc.stderr
+def _two_videos(folder: Path, backend: str, url: str) -> dict:
+    copy(clip("bikes.mp4"), folder / "videos" / "bikes.mp4")
+    copy(clip("carphone_pristine.mp4"), folder / "videos" / "carphone.mp4")
+    if backend == "openai":
+        block = {"backend": "openai", "openai": {"base_url": url + "/v1", "model_name": "stand-in-vl"}}
+        write_spec(folder, {"vlm": block, "llm": block, "data": {"video_root": "videos"}})
+        return {"OPENAI_API_KEY": API_KEY}
+    write_spec(folder, {"data": {"video_root": "videos"}})
+    return {"GOOGLE_API_KEY": API_KEY, "GOOGLE_GEMINI_BASE_URL": url}
+
+
+@pytest.mark.parametrize("backend", ["gemini", "openai"])
+def test_a_video_whose_every_call_fails_does_not_block_the_dataset(tmp_path, standin, backend):
+    """HTTP 400 on every call about one video fails that video at once (no retry); the other
+    is annotated and in the dataset, the run exits non-zero naming it, and the next run,
+    against a fixed server, completes it and adds its items."""
+    env = _two_videos(tmp_path, backend, standin.url)
+    standin.script_for = {sha256(clip("bikes.mp4")): ["400"] * 100}
+    proc = run_workflow(tmp_path, env, check=False)
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0 and "1 of 2 videos failed" in out.splitlines()[-1] + out
     summary = load(tmp_path / "results" / "summary.json")
     failed = [v for v in summary["videos"] if v["status"] == "failed"]
     assert [Path(v["path"]).name for v in failed] == ["bikes.mp4"] and "HTTP 400" in failed[0]["error"]
-    assert len([c for c in standin.calls("openai") if c["media_sha"] == sha256(clip("bikes.mp4"))]) == 1
+    assert len(standin.calls(backend)) and len([c for c in standin.calls(backend)
+                                                if c["media_sha"] == sha256(clip("bikes.mp4"))]) == 1
     assert summary["totals"]["annotated"] == 1 and all(n > 0 for n in summary["tasks"].values())
-    run_workflow(tmp_path, {"OPENAI_API_KEY": API_KEY})
-    assert load(tmp_path / "results" / "summary.json")["totals"]["annotated"] == 2
+    before = summary["tasks"]
+    standin.script_for = {}
+    run_workflow(tmp_path, env)
+    after = load(tmp_path / "results" / "summary.json")
+    assert after["totals"]["annotated"] == 2 and all(after["tasks"][t] > before[t] for t in before)
     assert_no_secret(tmp_path)
+
+
+def test_one_failing_qa_type_keeps_the_video_s_others(tmp_path, standin):
+    """A QA type whose call fails for good fails alone: the video's other QA types are written
+    and in the dataset; the rerun makes that type's call (and the video's verification) only."""
+    env = _two_videos(tmp_path, "gemini", standin.url)
+    standin.script_when = {"yes/no questions": ["400"]}  # the first bcq call, whichever video
+    proc = run_workflow(tmp_path, env, check=False)
+    assert proc.returncode != 0 and "1 of 2 videos failed" in proc.stdout + proc.stderr
+    results = tmp_path / "results"
+    records = {p.parent.name: load(p) for p in results.glob("step_3/*/*.json")
+               if load(p)["status"] != "done"}
+    assert list(records) == ["bcq"] and records["bcq"]["status"] == "failed" and "HTTP 400" in records["bcq"]["reason"]
+    vid = records["bcq"]["video_id"]
+    assert all(load(results / "step_3" / q / f"{vid}.json")["status"] == "done" for q in ("mcq", "open_qa"))
+    summary = load(results / "summary.json")
+    assert summary["tasks"]["bcq"] > 0 and summary["tasks"]["mcq"] == 2 * summary["tasks"]["bcq"]
+    standin.reset()
+    run_workflow(tmp_path, env)
+    written = [c for c in standin.calls("gemini") if "for a video-reasoning dataset" in c["prompt"]]
+    assert len(written) == 1 and "yes/no questions" in written[0]["prompt"]
+    assert load(results / "summary.json")["totals"]["annotated"] == 2

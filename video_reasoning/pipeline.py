@@ -115,8 +115,7 @@ class Job:
 
 def upstream_problem(job: Job) -> str:
     """Why this video cannot go on (empty when every earlier record is usable)."""
-    named = [*job.records.items(), *((f"3 ({q})", rec) for q, rec in job.qa.items())]
-    for name, rec in named:
+    for name, rec in job.records.items():
         if not rec.status.ok:
             return f"step {name}: {rec.status.value}: {rec.reason}".strip()
     return ""
@@ -322,21 +321,34 @@ def items_to_write(settings: Settings) -> int:
 def step3(job: Job, qa_types: list[str]) -> dict[str, QARecord]:
     """QA items with reasoning, one LLM call per QA type, the calls side by side within the
     call slots. Structure problems (times past the end, a length-outlier key, ...) are sent
-    back to the LLM to fix (:func:`video_reasoning.verification.generation_fix`)."""
+    back to the LLM to fix (:func:`video_reasoning.verification.generation_fix`).
+
+    Each QA type stands alone: a type whose call failed for good (or was blocked) gets a
+    ``failed`` (``blocked``) record with the error, the others their items.
+    """
     probe, mode = job.probe, job.mode
     ctx = {**_context(job), "num_items": str(items_to_write(job.settings))}
     fix = "structure" in job.settings.verification.checks()
     llm = job.client("llm", "3")
+    out = {}
     try:
         with ThreadPoolExecutor(max_workers=len(qa_types)) as pool:  # the call slots bound the calls
-            replies = list(pool.map(
-                lambda q: job.ask(llm, QA_TYPES[q].prompt_key(mode), ctx,
-                                  fix=verification.generation_fix(q, probe.duration) if fix else None), qa_types))
+            futures = {q: pool.submit(job.ask, llm, QA_TYPES[q].prompt_key(mode), ctx,
+                                      fix=verification.generation_fix(q, probe.duration) if fix else None)
+                       for q in qa_types}
+            for q, f in futures.items():
+                try:
+                    r = f.result()
+                except ModelCallError as exc:  # BlockedError included
+                    status = Status.BLOCKED if isinstance(exc, BlockedError) else Status.FAILED
+                    out[q] = _blank("3", q, job, status, str(exc))
+                    continue
+                out[q] = QARecord(status=Status.DONE, qa_type=q, mode=mode, video_id=job.vid, path=job.video_path,
+                                  sha256=probe.sha256, duration=probe.duration, items=r.answer["items"],
+                                  calls=[r.record()])
     finally:
         llm.close()
-    return {q: QARecord(status=Status.DONE, qa_type=q, mode=mode, video_id=job.vid, path=job.video_path,
-                        sha256=probe.sha256, duration=probe.duration, items=r.answer["items"], calls=[r.record()])
-            for q, r in zip(qa_types, replies)}
+    return out
 
 
 def step_verify(job: Job) -> VerificationRecord:
@@ -500,14 +512,14 @@ def run_steps(job: Job, writer: _Writer, job_name: str) -> None:
     qa_types = [q for q in QA_TYPES if output_key("3", q) in writer.outputs]
     if "3" in steps and qa_types:
         problem = upstream_problem(job)
-        try:
-            results = ({q: _blank("3", q, job, Status.SKIPPED, problem) for q in qa_types}
-                       if problem else step3(job, qa_types))
-        except BlockedError as exc:
-            log.error("%s", exc)
-            results = {q: _blank("3", q, job, Status.BLOCKED, str(exc)) for q in qa_types}
+        results = ({q: _blank("3", q, job, Status.SKIPPED, problem) for q in qa_types}
+                   if problem else step3(job, qa_types))
         for q in qa_types:
             writer.put("3", results[q], q)
+        failed = [r.reason for r in results.values() if r.status is Status.FAILED]
+        if failed:  # the other QA types are written; the job's failure record makes the next run retry
+            raise ModelCallError(failed[0] if len(failed) == 1 else
+                                 f"{len(failed)} QA types failed; first: {failed[0]}")
 
 
 def _record_failure(results_dir: str, job_name: str, vid: str, message: str) -> None:

@@ -67,6 +67,7 @@ class StandIn:
         self.sessions: dict[str, dict] = {}
         self.script: list[str] = []   # faults for the next model calls, consumed in order
         self.script_for: dict[str, list[str]] = {}  # the same, for calls on one video (by SHA-256)
+        self.script_when: dict[str, list[str]] = {}  # the same, for calls whose prompt contains the key
         self.fault_every = 0          # >0: every n-th model call gets the next of FAULT_CYCLE
         self.hang_seconds = 3.0       # how long a "timeout" fault stalls before answering
         self.model_calls = 0
@@ -144,11 +145,14 @@ class StandIn:
             return self._openai(h, raw)
         h._send(404, {"error": {"code": 404, "message": f"no route {path}", "status": "NOT_FOUND"}})
 
-    def _next_fault(self, media_sha: str | None = None) -> str | None:
+    def _next_fault(self, media_sha: str | None = None, prompt: str = "") -> str | None:
         with self.lock:
             self.model_calls += 1
             if self.script_for.get(media_sha):
                 return self.script_for[media_sha].pop(0)
+            for needle, faults in self.script_when.items():
+                if faults and needle in prompt:
+                    return faults.pop(0)
             if self.script:
                 return self.script.pop(0)
             if self.fault_every and self.model_calls % self.fault_every == 0:
@@ -272,7 +276,7 @@ class StandIn:
         text = self._answer(schema, prompt, sha, reask=len(body["contents"]) > 1)
         ok = {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
               "usageMetadata": {"promptTokenCount": len(prompt) // 4 + 1, "candidatesTokenCount": len(text) // 4 + 1}}
-        self._respond(h, "gemini", bool(media), sha, text, ok)
+        self._respond(h, "gemini", bool(media), sha, text, ok, prompt)
 
     def _openai(self, h, raw):
         auth = h.headers.get("Authorization", "")
@@ -301,9 +305,9 @@ class StandIn:
               "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
               "usage": {"prompt_tokens": len(prompt) // 4 + 1, "completion_tokens": len(text) // 4 + 1,
                         "total_tokens": len(prompt) // 4 + len(text) // 4 + 2}}
-        self._respond(h, "openai", bool(kinds), sha, text, ok)
+        self._respond(h, "openai", bool(kinds), sha, text, ok, prompt)
 
-    def _respond(self, h, kind: str, with_media: bool, sha: str | None, text: str, ok: dict) -> None:
+    def _respond(self, h, kind: str, with_media: bool, sha: str | None, text: str, ok: dict, prompt: str = "") -> None:
         """Answer a model call after ``latency`` seconds: ``ok``, or the next scripted fault.
         Tracks calls in flight, with and without video, for the concurrency tests."""
         slot = "media" if with_media else "text"
@@ -313,7 +317,7 @@ class StandIn:
         try:
             if self.latency:
                 time.sleep(self.latency)
-            if not self._reply_fault(h, self._next_fault(sha), kind, text):
+            if not self._reply_fault(h, self._next_fault(sha, prompt), kind, text):
                 h._send(200, ok)
         finally:
             with self.lock:
