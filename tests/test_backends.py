@@ -22,12 +22,13 @@ BACKENDS = ("gemini", "openai")
 def make_client(standin, tmp_path, monkeypatch):
     monkeypatch.setenv("GOOGLE_GEMINI_BASE_URL", standin.url)
 
-    def make(backend: str, attempts: int = 5, timeout: float = 30, **wf) -> ModelClient:
+    def make(backend: str, attempts: int = 5, timeout: float = 30, video_input: str = "video_url",
+             **wf) -> ModelClient:
         if backend == "gemini":
             block = BackendSettings(backend="gemini", gemini={"timeout": timeout})
         else:
-            block = BackendSettings(backend="openai", openai={"base_url": standin.url + "/v1",
-                                                              "model_name": "vl", "timeout": timeout})
+            block = BackendSettings(backend="openai", openai={"base_url": standin.url + "/v1", "model_name": "vl",
+                                                              "timeout": timeout, "video_input": video_input})
         workflow = WorkflowSettings(retry_attempts=attempts, retry_max_seconds=60, **wf)
         return ModelClient("vlm", block, workflow, API_KEY, str(tmp_path / ".cache"), context="video v1, step 3")
 
@@ -163,6 +164,22 @@ def test_openai_clips_and_frames(make_client, standin, long_video):
     lp = media.probe(long_video)
     ask(client, prompt="long", model=CaptionAnswer, media_ref=MediaRef(lp))
     assert standin.calls("openai")[-1]["media"] == ["image_url"] * 35
+
+
+def test_openai_video_input_frames_sends_timestamped_images_only(make_client, standin):
+    """For image-only servers (Ollama): a short chunk and a short whole video go as frames,
+    each after the line naming its time, never as video_url."""
+    client = make_client("openai", video_input="frames")
+    probe = media.probe(clip("bikes.mp4"))
+    ask(client, prompt="chunk", model=CaptionAnswer, media_ref=MediaRef(probe, 2.0, 6.0))
+    chunk = standin.calls("openai")[-1]
+    assert chunk["media"] == ["image_url"] * 2 and "Frame at 2.0 s:" in chunk["prompt"]
+    ask(client, prompt="whole", model=CaptionAnswer, media_ref=MediaRef(probe))
+    whole = standin.calls("openai")[-1]
+    assert set(whole["media"]) == {"image_url"} and len(whole["media"]) == 5 and "Frame at 8.0 s:" in whole["prompt"]
+    # the cache tells the modes apart
+    assert not make_client("openai").is_cached(Request(prompt_key="anomaly_mcq", prompt="whole",
+                                                       answer_model=CaptionAnswer, media=MediaRef(probe)))
 
 
 def test_call_slots_cap_holders_across_threads_and_processes(tmp_path):

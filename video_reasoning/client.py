@@ -95,7 +95,8 @@ class ModelClient:
         self.fingerprint = block.fingerprint()
         self.cache = ResponseCache(os.path.join(cache_dir, "responses"))
         self.scratch = tempfile.mkdtemp(prefix="vra-")
-        self.media = MediaPrep(cache_dir, self.scratch, workflow.long_video_threshold_sec,
+        frames_only = block.backend == "openai" and block.openai.video_input == "frames"
+        self.media = MediaPrep(cache_dir, self.scratch, 0.0 if frames_only else workflow.long_video_threshold_sec,
                                workflow.long_video_sample_fps, workflow.long_video_max_frames)
         self._endpoint = Endpoint(role, api_key, cache_dir, self.media)
         self._slots = slots or ThreadSlots()

@@ -79,11 +79,14 @@ class OpenAISettings(_Strict):
     temperature: float = Field(0.7, ge=0, le=2, description="sampling temperature")
     max_tokens: int = Field(4096, ge=1, description="output limit per call (tokens)")
     timeout: float = Field(60, gt=0, description="seconds per HTTP request")
+    video_input: Literal["video_url", "frames"] = Field(
+        "video_url", description="(ours) how media up to long_video_threshold_sec is sent: `video_url` (vLLM, NIM) "
+        "or `frames` (timestamped images at long_video_sample_fps: Ollama and other image-only servers)")
 
     def fingerprint(self) -> dict:
         """What, when changed, changes answers (never the key, not the timeout)."""
         return {"backend": "openai", "model": self.model_name, "temperature": self.temperature,
-                "max_tokens": self.max_tokens, "base_url": self.base_url}
+                "max_tokens": self.max_tokens, "base_url": self.base_url, "video_input": self.video_input}
 
 
 class BackendSettings(_Strict):

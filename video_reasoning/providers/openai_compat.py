@@ -1,7 +1,8 @@
 """Any OpenAI-compatible server (vLLM, NVIDIA NIM, Ollama) through openai's ``OpenAI`` client.
 
 Media up to ``long_video_threshold_sec`` goes as a ``video_url`` data URL of the video or of
-the window's clip; longer media as ``image_url`` frames, each after a "Frame at t s:" line.
+the window's clip; longer media, and all media with ``video_input: frames`` (servers that
+take images only, such as Ollama), as ``image_url`` frames, each after a "Frame at t s:" line.
 The answer schema is the SDK's own strict conversion of the answer model
 (``openai.lib._pydantic.to_strict_json_schema``, what ``chat.completions.parse`` sends):
 OpenAI's ``strict: true`` requires every property listed in ``required`` and
