@@ -2,11 +2,14 @@
 # params every rule uses. Paths, steps and jobs come from the step registry
 # (video_reasoning.steps), QA types and tasks from the QA-type registry.
 import os
+import signal
+import sys
 
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
 from video_reasoning import steps as registry
+from video_reasoning.breaker import Breaker
 from video_reasoning.config import (
     ConfigError,
     check_config,
@@ -15,9 +18,11 @@ from video_reasoning.config import (
     unknown_keys,
 )
 from video_reasoning.inputs import discover, media_root_for, require_inputs
+from video_reasoning.preflight import preflight
 from video_reasoning.prompts import load_prompts, step_prompt_keys
 from video_reasoning.qa_types import all_tasks, qa_type_of_task
 from video_reasoning.records import SCHEMA_VERSION
+from video_reasoning.summary import run_outcome
 
 # First: a validation error prints the config, which must hold no key.
 scrub_api_keys(config)
@@ -55,6 +60,14 @@ VIDEO_LIST = [(v, e.path, e.source) for v, e in VIDEOS.items()]
 for _name in ("vlm_calls", "llm_calls"):
     if _name not in workflow.global_resources:
         workflow.register_resource(_name, WF.max_workers)
+
+
+onstart:
+    start_model_jobs()
+
+
+onerror:
+    last_word()
 
 
 wildcard_constraints:
@@ -123,6 +136,50 @@ def records_of_all_videos():
         for job in registry.JOBS
         for p in registry.job_outputs(job, R, STEPS, QA_TYPES, v).values()
     ]
+
+
+def start_model_jobs():
+    """Before the first job of a run (not for -n, --report, --unlock ...): close the circuit
+    breakers and preflight the backends that pending model jobs call."""
+    pending = {job.rule.name for job in workflow.dag.needrun_jobs()}
+    roles = sorted(
+        {
+            r
+            for name in pending & set(registry.JOBS)
+            for r in registry.JOBS[name].roles(STEPS)
+        },
+        reverse=True,  # the VLM first: the jobs that run first call it
+    )
+    for role in ("vlm", "llm"):
+        Breaker(registry.cache_path(R), role).reset()
+    try:
+        preflight(SETTINGS, roles)
+    except ConfigError as exc:
+        raise WorkflowError(f"Preflight failed, no video job started: {exc}") from None
+
+
+_INTERRUPTED = []
+
+
+def _on_interrupt(signum, frame):
+    _INTERRUPTED.append(signum)
+    signal.default_int_handler(signum, frame)  # Snakemake then cancels the running jobs
+
+
+signal.signal(signal.SIGINT, _on_interrupt)
+
+
+def last_word():
+    """End a failed run with one line: interrupted and how to resume, or how many videos
+    failed and how to retry them."""
+    if _INTERRUPTED:
+        sys.exit(
+            "interrupted (Ctrl-C): the running jobs were stopped; every finished file is "
+            "complete. Run the same command again to resume: answered calls are not paid twice."
+        )
+    message = run_outcome(registry.summary_path(R))
+    if message:
+        sys.exit(message)
 
 
 def all_targets():

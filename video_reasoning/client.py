@@ -2,8 +2,9 @@
 
 1. answers from the response cache when the same request was answered before
    (:mod:`video_reasoning.cache`): reruns and resumed runs pay nothing;
-2. otherwise holds one of the backend's call slots (:mod:`video_reasoning.slots`) and sends
-   it through the backend's adapter (:mod:`video_reasoning.providers`);
+2. otherwise, unless the backend's circuit breaker is open (:mod:`video_reasoning.breaker`),
+   holds one of the backend's call slots (:mod:`video_reasoning.slots`) and sends it through
+   the backend's adapter (:mod:`video_reasoning.providers`);
 3. validates the answer with the key's answer model (and the request's ``check``): an
    invalid, empty or truncated answer is re-asked with the problem, failures are retried
    under the policy of :mod:`video_reasoning.retry`;
@@ -22,6 +23,7 @@ import threading
 
 from pydantic import ValidationError
 
+from video_reasoning.breaker import Breaker, CircuitOpen
 from video_reasoning.cache import ResponseCache, request_key
 from video_reasoning.config import BackendSettings, WorkflowSettings, short_hash
 from video_reasoning.media import MediaPrep
@@ -100,6 +102,7 @@ class ModelClient:
                                workflow.long_video_sample_fps, workflow.long_video_max_frames)
         self._endpoint = Endpoint(role, api_key, cache_dir, self.media)
         self._slots = slots or ThreadSlots()
+        self.breaker = Breaker(cache_dir, role)
         self._provider: Provider | None = None
         self._provider_lock = threading.Lock()
 
@@ -125,12 +128,18 @@ class ModelClient:
             ModelCallError: permanent error or retries exhausted (message names video, step,
                 backend/model and the last error; it never contains the API key).
             BlockedError: the backend refused on safety grounds.
+            CircuitOpen: the backend's breaker is open (no call made).
         """
         key = self.cache_key(req)
         cached = self.cache.get(key)
         if cached is not None:  # fields of other versions of this record are ignored
             return Reply.model_validate(cached)
+        try:
+            self.breaker.check()
+        except CircuitOpen as exc:
+            raise CircuitOpen(f"{self.context}: {exc}") from None
         reply = self._ask_backend(req)
+        self.breaker.success()
         self.cache.put(key, reply.model_dump(mode="json"))
         return reply
 
@@ -179,6 +188,7 @@ class ModelClient:
         except BlockedError as exc:
             raise BlockedError(scrub(f"{self.context}: {req.prompt_key}: {exc}", self.secrets)) from None
         except PermanentError as exc:
+            self.breaker.failure(scrub(str(exc), self.secrets)[:200], req.video)
             raise ModelCallError(scrub(f"{self._where(req)}: {exc}", self.secrets), permanent=True) from None
 
     def _attempt(self, req: Request, reasks: list[Turn], n: int, sent: list[str]) -> Reply:

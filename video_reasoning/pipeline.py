@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import tempfile
 import uuid
@@ -544,6 +545,7 @@ def run_job(smk, job_name: str) -> None:
     run retries the job); the job itself succeeds, so the other videos, step 4 and the
     summary go on. Exits non-zero only when the prompts changed while the workflow ran.
     """
+    _quiet_on_interrupt()
     settings = settings_from_config(smk.config)
     secrets = secrets_in_use(settings)
     _setup_logging(smk.log[0] if smk.log else None, secrets)
@@ -576,6 +578,15 @@ def run_job(smk, job_name: str) -> None:
         _record_failure(results_dir, job_name, vid, message)
         return
     _resolve_failure(results_dir, job_name, vid)
+
+
+def _quiet_on_interrupt() -> None:
+    """Ctrl-C reaches every process of the terminal's group: a job leaves it to Snakemake,
+    which cancels the running jobs (SIGTERM); a cancelled job ends at once, without
+    tracebacks from its call threads. Every file is written atomically, so none is left
+    half-written; answered calls are in the response cache for the rerun."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(128 + signal.SIGTERM))
 
 
 class _ScrubFilter(logging.Filter):

@@ -60,7 +60,8 @@ def video_entry(results_dir: str, vid: str, path: str, source: str, steps: list[
 def write_summary(results_dir: str, videos: list[tuple[str, str, str]], qa_types: list[str], steps: list[str],
                   log_file: str | None = None, media_root: str | None = None) -> dict:
     """Write ``<results_dir>/summary.json`` from the step records and task files on disk
-    (and its totals to ``log_file``); when step 4 ran, also ``quality/rejected_items.jsonl``.
+    (and its totals to ``log_file``), and ``quality/rejected_items.jsonl`` (empty when step 4
+    does not run).
 
     ``videos`` are ``(video_id, path, source)``. Returns the summary: ``totals`` (videos
     per outcome, calls, input/output tokens, items per QA type as step 3 wrote them),
@@ -86,10 +87,11 @@ def write_summary(results_dir: str, videos: list[tuple[str, str, str]], qa_types
         if isinstance(data, dict):
             tasks[name] = len(data.get("items", []))
     summary = {"totals": totals, "tasks": tasks, "videos": per_video}
+    rejected = write_rejected_items(results_dir, qa_types if "4" in steps else [], media_root)
     if "4" in steps:
         names = all_tasks(qa_types)
         summary["quality"] = {**quality(results_dir, [v for v, _, _ in videos], qa_types, names),
-                              "rejected_items": write_rejected_items(results_dir, qa_types, media_root)}
+                              "rejected_items": rejected}
     atomic_write_json(summary_path(results_dir), summary)
     if log_file:
         with open(log_file, "w", encoding="utf-8") as fh:
@@ -116,3 +118,16 @@ def check_failures(summary_file: str, log_file: str) -> None:
     if failed:
         raise FailedVideos(f"{len(failed)} of {len(summary['videos'])} videos failed (see {summary_file}); "
                            "the next run retries them:\n" + "\n".join(lines))
+
+
+def run_outcome(summary_file: str) -> str:
+    """The last line of a run that failed: how many videos failed and how to retry them
+    (empty when the summary lists no failed video or does not exist)."""
+    summary = read_json(summary_file)
+    if not isinstance(summary, dict):
+        return ""
+    failed = [v for v in summary.get("videos", []) if v["status"] == "failed"]
+    if not failed:
+        return ""
+    return (f"{len(failed)} of {len(summary['videos'])} videos failed (errors in {summary_file}); the dataset holds "
+            "the others. Run the same command again to retry the failed videos.")

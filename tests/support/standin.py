@@ -49,6 +49,9 @@ def fake_from_schema(schema: dict, name: str = "", salt: str = "", root: dict | 
     return f"{name} {salt} stand-in text".strip()
 
 
+#: Model names the stand-in serves (those the tests and the benchmark use).
+SERVED = ("gemini-3.1-flash-lite-preview", "stand-in-vl", "vl", "m", "bench")
+
 #: Faults injected in turn when ``fault_every`` is set: rate limit, server error, a stall
 #: past the client's timeout, malformed JSON, JSON that violates the schema.
 FAULT_CYCLE = ("429", "500", "timeout", "badjson", "schema")
@@ -61,6 +64,7 @@ class StandIn:
         self.api_key = api_key
         self.labels = labels or {}
         self.model = Model(flawed=flawed)
+        self.models = set(SERVED)  # model names the preflight finds served
         self.lock = threading.Lock()
         self.requests: list[dict] = []
         self.uploads: dict[str, dict] = {}
@@ -96,6 +100,11 @@ class StandIn:
                 m = re.match(r"^/v1[a-z0-9]*/(files/[^?]+)", self.path)
                 if m and m.group(1) in outer.uploads:
                     return self._send(200, outer.uploads[m.group(1)])
+                m = re.match(r"^/v1[a-z0-9]*/models/([^/?]+)", self.path)
+                if m:  # Gemini: a model's metadata (the preflight)
+                    return outer._gemini_model(self, m.group(1))
+                if self.path.split("?")[0] == "/v1/models":  # OpenAI: the model list (the preflight)
+                    return outer._openai_models(self)
                 return self._send(404, {"error": {"code": 404, "message": "not found", "status": "NOT_FOUND"}})
 
             def do_POST(self):
@@ -184,6 +193,21 @@ class StandIn:
                           "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
                                        "finish_reason": finish[1]}]})
         return True
+
+    def _gemini_model(self, h, name: str):
+        if h.headers.get("x-goog-api-key") != self.api_key:
+            return h._send(400, {"error": {"code": 400, "message": "API key not valid. Please pass a valid API key.",
+                                           "status": "INVALID_ARGUMENT"}})
+        if name not in self.models:
+            return h._send(404, {"error": {"code": 404, "message": f"models/{name} is not found",
+                                           "status": "NOT_FOUND"}})
+        h._send(200, {"name": f"models/{name}", "displayName": name, "supportedGenerationMethods": ["generateContent"]})
+
+    def _openai_models(self, h):
+        if h.headers.get("Authorization", "") != f"Bearer {self.api_key}":
+            return h._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
+        h._send(200, {"object": "list", "data": [{"id": m, "object": "model", "created": 0, "owned_by": "stand-in"}
+                                                 for m in sorted(self.models)]})
 
     def _upload_start(self, h, raw):
         if h.headers.get("x-goog-api-key") != self.api_key:
