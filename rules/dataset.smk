@@ -44,6 +44,8 @@ rule write_task:
         "../envs/video_reasoning.yaml"
     params:
         media_root=MEDIA_ROOT,
+        media_mode=SETTINGS.export.media_root,
+        media_dir=registry.media_path(R),
         license=SETTINGS.license or "",
         description_extra=SETTINGS.description_extra or "",
         schema_version=SCHEMA_VERSION,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -253,3 +254,32 @@ def test_identical_text_prompts_of_two_videos_are_asked_for_each(tmp_path, stand
     text = [c["prompt"] for c in standin.calls("gemini")
             if c["media_sha"] is None and not c["prompt"].startswith(VERIFICATION)]
     assert len(text) == 4 and len(set(text)) == 2  # same two prompts, asked once per video
+
+
+def test_export_media_root_modes_make_a_movable_dataset(tmp_path, standin):
+    """absolute (TAO's), relative, copy and link: each DAFT-valid with its media found by
+    path; switching modes makes no model call; copy and link make the results folder
+    self-contained: moved elsewhere, it is still valid."""
+    copy(clip("bikes.mp4"), tmp_path / "videos" / "a" / "bikes.mp4")
+    copy(clip("carphone_pristine.mp4"), tmp_path / "videos" / "carphone.mp4")
+    env = {"GOOGLE_API_KEY": API_KEY, "GOOGLE_GEMINI_BASE_URL": standin.url}
+    tasks = ["bcq", "bcq_openended"]
+    for mode in ("absolute", "relative", "copy", "link"):
+        write_spec(tmp_path, {"data": {"video_root": "videos"}, "workflow": {"qa_types": ["bcq"]},
+                              "export": {"media_root": mode}})
+        if mode != "absolute":
+            standin.reset()
+        run_workflow(tmp_path, env)
+        assert mode == "absolute" or standin.calls() == []
+        results = tmp_path / "results"
+        assert assert_dataset_valid(results, tasks)["bcq"] > 0
+        root = load(results / "step_4_output" / "bcq.json")["media_root"]
+        assert Path(root).is_absolute() == (mode == "absolute")
+        if mode in ("copy", "link"):
+            assert root == "../media"
+            staged = results / "media" / "a" / "bikes.mp4"
+            same_file = staged.stat().st_ino == (tmp_path / "videos" / "a" / "bikes.mp4").stat().st_ino
+            assert same_file == (mode == "link")
+            moved = tmp_path / "elsewhere" / mode
+            shutil.copytree(results, moved, symlinks=True)
+            assert assert_dataset_valid(moved, tasks)["bcq"] > 0

@@ -200,6 +200,15 @@ class DataSettings(_Strict):
     filter_field: Optional[str] = Field(None, description="keep JSONL entries whose field is true")
 
 
+class ExportSettings(_Strict):
+    """(ours) How the dataset refers to its videos."""
+
+    media_root: Literal["absolute", "relative", "copy", "link"] = Field(
+        "absolute", description="`absolute`: the video folder's absolute path (TAO's); `relative`: that folder "
+        "relative to step_4_output; `copy`/`link`: the videos copied or hard-linked into <results_dir>/media, "
+        "referred to relatively (a self-contained, movable results folder)")
+
+
 class Settings(_Strict):
     """The ``video_reasoning_annotation`` block of a TAO spec."""
 
@@ -209,6 +218,7 @@ class Settings(_Strict):
     data: DataSettings = DataSettings()
     verification: VerificationSettings = Field(VerificationSettings(), description="(ours) checks between "
                                                "steps 3 and 4; they run whenever step 4 does")
+    export: ExportSettings = Field(ExportSettings(), description="(ours) how the dataset refers to its videos")
     license: Optional[str] = Field("", description="written to each task file's metadata")
     description_extra: Optional[str] = Field("", description="appended to each task file's description")
     prompts_module: Optional[str] = Field("", description="a TAO prompts module (a PROMPT_TEMPLATES dict)")

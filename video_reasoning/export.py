@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import shutil
 import tempfile
@@ -61,12 +62,23 @@ def envelope(task_name: str, items: list[dict], media_root: str | None, license_
 
 def validate_with_daft(path: str) -> list[str]:
     """Errors DAFT's ``tao-vl-reason-v1.0`` validator finds in one annotation file
-    (schema, and every item's media resolving to an existing file); empty when valid."""
+    (schema, and every item's media resolving to an existing file); empty when valid.
+
+    DAFT validates a folder; the file is validated alone in a temporary one, with a
+    relative ``media_root`` (resolved by DAFT against the annotation's folder) made
+    absolute for it.
+    """
     from nvidia_tao_daft.validators.tao_vl_reason_v1_0 import TaoVlReasonV1_0Validator
 
     folder = tempfile.mkdtemp(prefix="daft-")
     try:
-        shutil.copy(path, os.path.join(folder, os.path.basename(path)))
+        with open(path, encoding="utf-8") as fh:
+            data = json.load(fh)
+        root = data.get("media_root") if isinstance(data, dict) else None
+        if isinstance(root, str) and not os.path.isabs(root):
+            data["media_root"] = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(path)), root))
+        with open(os.path.join(folder, os.path.basename(path)), "w", encoding="utf-8") as fh:
+            json.dump(data, fh)
         with contextlib.redirect_stdout(io.StringIO()):
             result = TaoVlReasonV1_0Validator().validate_dataset(Path(folder))
         if result.files_checked != 1:
@@ -76,22 +88,58 @@ def validate_with_daft(path: str) -> list[str]:
         shutil.rmtree(folder, ignore_errors=True)
 
 
+def stage_media(path: str, dest: str, mode: str) -> None:
+    """Put the video ``path`` at ``dest`` by ``mode`` (``copy`` or ``link``: a hard link,
+    or a copy where the filesystem cannot link), atomically; nothing when ``dest`` already
+    is that (a link to ``path``; a file of its size)."""
+    if os.path.isfile(dest) and (os.path.samefile(path, dest) if mode == "link" else
+                                 os.path.getsize(dest) == os.path.getsize(path)):
+        return
+    os.makedirs(os.path.dirname(dest), exist_ok=True)
+    tmp = f"{dest}.tmp-{os.getpid()}"
+    try:
+        if mode == "link":
+            try:
+                os.link(path, tmp)
+            except OSError:  # another filesystem, or links not allowed: copy instead
+                shutil.copyfile(path, tmp)
+        else:
+            shutil.copyfile(path, tmp)
+        os.replace(tmp, dest)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
 def write_task(task_name: str, selection_file: str, output: str, media_root: str | None,
-               license_: str, description_extra: str) -> int:
+               license_: str, description_extra: str, media_mode: str = "absolute",
+               media_dir: str | None = None) -> int:
     """Write the tao-vl-reason-v1.0 file of ``task_name`` from the selection record of its
     QA type; returns its item count.
 
     Only videos whose items were verified contribute (rejected, skipped, blocked and
-    failed videos have none). The file is written to a temporary path, validated with
-    DAFT, then renamed.
+    failed videos have none). ``media_mode`` (``export.media_root``) sets the file's
+    ``media_root``: ``absolute`` (the videos' folder, ``media_root``), ``relative`` (that
+    folder relative to the output's folder), ``copy``/``link`` (the videos staged under
+    ``media_dir`` at their ``video_id``, referred to relatively). The file is written to a
+    temporary path, validated with DAFT, then renamed.
 
     Raises:
         ValueError: DAFT rejects the file (the message lists its errors).
         RecordError: a selection record of another schema version.
     """
-    items = items_for(read_record(selection_file, SelectionRecord), media_root)[task_name]
+    selection = read_record(selection_file, SelectionRecord)
+    items = items_for(selection, media_root)[task_name]
+    here = os.path.dirname(os.path.abspath(output))
+    root_field = media_root
+    if media_mode == "relative" and media_root:
+        root_field = os.path.relpath(media_root, here)
+    elif media_mode in ("copy", "link") and media_dir:
+        for it in selection.kept:
+            stage_media(it.path, os.path.join(media_dir, video_id_of(it.path, media_root)), media_mode)
+        root_field = os.path.relpath(media_dir, here)
     tmp = output + ".check.json"
-    atomic_write_json(tmp, envelope(task_name, items, media_root, license_, description_extra))
+    atomic_write_json(tmp, envelope(task_name, items, root_field, license_, description_extra))
     errors = validate_with_daft(tmp)
     if errors:
         os.remove(tmp)

@@ -181,6 +181,11 @@ def rejected_items_path(results_dir: str) -> str:
     return os.path.join(results_dir, QUALITY_FOLDER, "rejected_items.jsonl")
 
 
+def media_path(results_dir: str) -> str:
+    """Where ``export.media_root: copy`` or ``link`` puts the videos of the dataset."""
+    return os.path.join(results_dir, "media")
+
+
 def summary_path(results_dir: str) -> str:
     """The run summary."""
     return os.path.join(results_dir, SUMMARY_FILE)

@@ -96,8 +96,10 @@ def assert_dataset_valid(results: Path, tasks=None) -> dict[str, int]:
         assert validate_with_daft(str(path)) == [], task
         data = load(path)
         assert data["metadata"]["task"] == task
+        root = Path(data["media_root"])
+        root = root if root.is_absolute() else path.parent / root  # DAFT's rule for a relative media_root
         for item in data["items"]:
-            assert (Path(data["media_root"]) / item["video_id"]).is_file()
+            assert (root / item["video_id"]).is_file()
             assert item["question"] and item["answer"] and item["reasoning"]
         counts[task] = len(data["items"])
     return counts
