@@ -9,6 +9,7 @@ min_version("9.19")
 
 
 include: "rules/common.smk"
+include: "rules/find_duplicates.smk"
 include: "rules/caption_video.smk"
 include: "rules/write_qa.smk"
 include: "rules/verify_qa.smk"

@@ -9,6 +9,7 @@
 rule caption_video:
     input:
         video=video_file,
+        duplicates=ancient(registry.duplicates_path(R)),
     output:
         **job_outputs("caption_video"),
     log:
@@ -19,6 +20,8 @@ rule caption_video:
         **call_resources("caption_video"),
     params:
         **video_params("caption_video"),
+        duplicate=duplicate_param,
+        near_duplicates=SETTINGS.data.near_duplicates,
         vlm=SETTINGS.vlm.fingerprint(),
         llm=SETTINGS.llm.fingerprint() if "1c" in STEPS else {},
         workflow=WF.model_dump(

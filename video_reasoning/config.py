@@ -198,6 +198,9 @@ class DataSettings(_Strict):
     input_jsonl_files: tuple[str, ...] = Field((), description='JSONL files, one {"video_path": ...} '
                                                '(or "video") per line')
     filter_field: Optional[str] = Field(None, description="keep JSONL entries whose field is true")
+    near_duplicates: Literal["keep", "skip"] = Field("keep", description="(ours) a near-duplicate of an earlier "
+                                                     "video (re-encode, other quality): annotate it (`keep`, TAO's) "
+                                                     "or not (`skip`); exact copies are always annotated once")
 
 
 class ExportSettings(_Strict):

@@ -24,11 +24,13 @@ import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Optional
 
 from video_reasoning import media as mediamod
 from video_reasoning import verification
 from video_reasoning.client import ModelClient, Reply, scrub
 from video_reasoning.config import Settings, api_key_for, secrets_in_use, settings_from_config
+from video_reasoning.duplicates import Match, match_of
 from video_reasoning.media import MediaRef
 from video_reasoning.models import ClassificationAnswer, FilterAnswer
 from video_reasoning.prompts import VERIFICATION_KEYS, PromptSet, load_prompts, model_for_key
@@ -74,6 +76,7 @@ class Job:
     video_path: str = ""
     source: str = ""
     problem: str = ""
+    duplicate: Optional[Match] = None
     slots: dict[str, CallSlots] = field(default_factory=dict)
 
     def client(self, role: str, step: str) -> ModelClient:
@@ -200,6 +203,13 @@ def step0(job: Job) -> ProbeRecord:
     if probe.duration > wf.max_video_length_sec:
         rec.reason = (f"{job.video_path}: {probe.duration:.1f} s is longer than workflow.max_video_length_sec "
                       f"({wf.max_video_length_sec:g} s); raise the limit or trim the video")
+        return rec
+    dup = job.duplicate
+    if dup and (dup.kind == "exact" or job.settings.data.near_duplicates == "skip"):
+        rec.status = Status.DUPLICATE
+        rec.reason = (f"{job.video_path}: the same content as {dup.path}, annotated once" if dup.kind == "exact" else
+                      f"{job.video_path}: a near-duplicate of {dup.path} (frames differ by {dup.distance:g} of 64 "
+                      "bits), skipped as data.near_duplicates says")
         return rec
     rec.status, rec.mode = Status.ACCEPTED, None if wf.mode == "auto" else wf.mode
     if "0" not in wf.effective_steps():
@@ -563,8 +573,10 @@ def run_job(smk, job_name: str) -> None:
             qa[named[1]] = read_record(path, QARecord)
         elif named:
             records[named[0]] = read_record(path, STEPS[named[0]].record)
+    dups = dict(smk.input.items()).get("duplicates")
     job = Job(vid=vid, settings=settings, prompts=prompts, results_dir=results_dir, records=records, qa=qa,
-              video_path=smk.params.video, source=smk.params.source, problem=smk.params.problem)
+              video_path=smk.params.video, source=smk.params.source, problem=smk.params.problem,
+              duplicate=match_of(dups, vid) if dups else None)
     writer = _Writer(job, dict(smk.output.items()))
     try:
         run_steps(job, writer, job_name)

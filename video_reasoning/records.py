@@ -29,6 +29,7 @@ class Status(str, Enum):
     ACCEPTED = "accepted"              # step 0: a readable video within the limits (and suitable)
     REJECTED = "rejected"              # step 0: bad input (unreadable, too long, ...), no call made
     UNSUITABLE = "unsuitable"          # step 0: the VLM's filter said no
+    DUPLICATE = "duplicate"            # step 0: the same content as an earlier video (or near it, when skipped)
     BLOCKED = "blocked"                # the backend refused on safety grounds (recorded, not retried)
     DONE = "done"
     NOT_APPLICABLE = "not_applicable"  # step 1c on a normal video

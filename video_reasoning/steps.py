@@ -181,6 +181,11 @@ def rejected_items_path(results_dir: str) -> str:
     return os.path.join(results_dir, QUALITY_FOLDER, "rejected_items.jsonl")
 
 
+def duplicates_path(results_dir: str) -> str:
+    """Duplicate videos found before any model call (rule find_duplicates)."""
+    return os.path.join(results_dir, "duplicates.json")
+
+
 def media_path(results_dir: str) -> str:
     """Where ``export.media_root: copy`` or ``link`` puts the videos of the dataset."""
     return os.path.join(results_dir, "media")

@@ -7,11 +7,11 @@ import json
 from video_reasoning.qa_types import all_tasks
 from video_reasoning.quality import quality, write_rejected_items
 from video_reasoning.records import Status, read_record
-from video_reasoning.steps import STEPS, step_path, summary_path, task_path
+from video_reasoning.steps import STEPS, duplicates_path, step_path, summary_path, task_path
 from video_reasoning.store import atomic_write_json, read_json
 
 #: Per-video outcomes, in the order ``totals`` lists them.
-OUTCOMES = ("annotated", "rejected", "unsuitable", "blocked", "failed", "pending")
+OUTCOMES = ("annotated", "rejected", "duplicate", "unsuitable", "blocked", "failed", "pending")
 
 
 def _video_records(results_dir: str, vid: str, steps: list[str], qa_types: list[str]) -> list[tuple[str, object]]:
@@ -46,7 +46,7 @@ def video_entry(results_dir: str, vid: str, path: str, source: str, steps: list[
     blocked = [r.reason for r in present if r.status is Status.BLOCKED]
     if errors:
         entry["status"], entry["error"] = "failed", errors[0] if len(errors) == 1 else errors
-    elif s0 is not None and s0.status in (Status.REJECTED, Status.UNSUITABLE, Status.BLOCKED):
+    elif s0 is not None and s0.status in (Status.REJECTED, Status.DUPLICATE, Status.UNSUITABLE, Status.BLOCKED):
         entry["status"], entry["reason"] = s0.status.value, s0.reason
     elif blocked:
         entry["status"], entry["reason"] = "blocked", blocked[0]
@@ -69,11 +69,15 @@ def write_summary(results_dir: str, videos: list[tuple[str, str, str]], qa_types
     :func:`video_reasoning.quality.quality`, with ``rejected_items``: lines written) and
     ``videos`` (one :func:`video_entry` each).
     """
-    totals = {"videos": len(videos), **{o: 0 for o in OUTCOMES}, "calls": 0, "input_tokens": 0,
-              "output_tokens": 0, "items": {}}
+    totals = {"videos": len(videos), **{o: 0 for o in OUTCOMES}, "near_duplicates": 0, "calls": 0,
+              "input_tokens": 0, "output_tokens": 0, "items": {}}
     per_video = []
+    dups = read_json(duplicates_path(results_dir)) or {}
     for vid, path, source in videos:
         entry = video_entry(results_dir, vid, path, source, steps, qa_types)
+        if vid in dups:  # exact copies and near-duplicates, kept or skipped: each names its original
+            entry["duplicate_of"] = dups[vid]
+            totals["near_duplicates"] += dups[vid]["kind"] == "near"
         totals[entry["status"]] += 1
         totals["calls"] += sum(entry["calls"].values())
         totals["input_tokens"] += sum(t["input"] for t in entry["tokens"].values())
