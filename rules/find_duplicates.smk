@@ -13,9 +13,9 @@ rule find_duplicates:
         registry.duplicates_path(R),
     log:
         registry.log_path(R, "find_duplicates", "duplicates"),
-    threads: 2
     conda:
         "../envs/video_reasoning.yaml"
+    threads: 2
     params:
         videos=[(v, e.path) for v, e in VIDEOS.items()],
     script:
