@@ -17,12 +17,12 @@ from video_reasoning.config import (
     settings_from_config,
     unknown_keys,
 )
-from video_reasoning.duplicates import match_of
 from video_reasoning.inputs import discover, media_root_for, require_inputs
 from video_reasoning.preflight import preflight
 from video_reasoning.prompts import load_prompts, step_prompt_keys
 from video_reasoning.qa_types import all_tasks, qa_type_of_task
 from video_reasoning.records import SCHEMA_VERSION
+from video_reasoning.store import read_json
 from video_reasoning.summary import run_outcome
 
 # First: a validation error prints the config, which must hold no key.
@@ -114,11 +114,14 @@ def video_params(job):
     }
 
 
+# duplicates.json as the previous run left it (read once, not once per job).
+DUPLICATES = read_json(registry.duplicates_path(R)) or {}
+
+
 def duplicate_param(wildcards):
     """The video's entry in duplicates.json, once that exists ("" before): a changed entry
     reruns its caption job."""
-    m = match_of(registry.duplicates_path(R), wildcards.vid)
-    return m.model_dump() if m else ""
+    return DUPLICATES.get(wildcards.vid, "")
 
 
 def call_resources(job):
