@@ -166,6 +166,9 @@ class VerificationSettings(_Strict):
     """(ours) The verification stage between steps 3 and 4: which checks run, and what
     becomes of an item that fails one (see README, "Verified data")."""
 
+    #: The checks, by name (each a switch below), in the order they are reported.
+    CHECKS: ClassVar[tuple[str, ...]] = ("blind_probe", "grounded_reanswer", "judge", "structure", "duplicates")
+
     blind_probe: bool = Field(True, description="remove multiple-choice and yes/no items the LLM answers "
                               "correctly without the video (two probes, options re-ordered)")
     grounded_reanswer: bool = Field(True, description="remove items the VLM, shown the video, answers "
@@ -186,8 +189,7 @@ class VerificationSettings(_Strict):
     def checks(self) -> tuple[str, ...]:
         """The checks that run, by name (``blind_probe``, ``grounded_reanswer``, ``judge``,
         ``structure``, ``duplicates``)."""
-        return tuple(name for name in ("blind_probe", "grounded_reanswer", "judge", "structure", "duplicates")
-                     if getattr(self, name))
+        return tuple(name for name in self.CHECKS if getattr(self, name))
 
 
 class DataSettings(_Strict):

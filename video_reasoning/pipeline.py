@@ -56,7 +56,6 @@ from video_reasoning.steps import JOBS, STEPS, VERIFY, cache_path, failure_path,
 from video_reasoning.store import atomic_write_json, read_json
 
 log = logging.getLogger("video_reasoning")
-_TOL = 1.0  # seconds of slack when checking model timestamps against the duration
 
 
 @dataclass
@@ -132,10 +131,10 @@ def _within(duration: float):
             for ev in getattr(answer, attr, None) or []:
                 for f in ("start_sec", "end_sec"):
                     v = getattr(ev, f, None)
-                    if v is not None and v > duration + _TOL:
+                    if v is not None and v > duration + verification.TIME_SLACK_S:
                         raise ValueError(f"{attr}: {f}={v} is past the end of the {duration:.1f} s video")
         t = getattr(answer, "anomaly_time_sec", None)
-        if t is not None and t > duration + _TOL:
+        if t is not None and t > duration + verification.TIME_SLACK_S:
             raise ValueError(f"anomaly_time_sec={t} is past the end of the {duration:.1f} s video")
     return check
 

@@ -15,7 +15,7 @@ from scipy.stats import chisquare
 
 from video_reasoning import verification
 from video_reasoning.export import video_id_of
-from video_reasoning.qa_types import LETTERS, QA_TYPES
+from video_reasoning.qa_types import LETTERS, QA_TYPES, qa_type_of_task
 from video_reasoning.records import QARecord, SelectionRecord, Status, VerificationRecord, read_record
 from video_reasoning.steps import VERIFY, rejected_items_path, selection_path, step_path, task_path
 from video_reasoning.store import atomic_write_text, read_json
@@ -102,7 +102,7 @@ def quality(results_dir: str, vids: list[str], qa_types: list[str], tasks: list[
               if "grounded_reanswer" in r.checks and QA_TYPES[it.qa_type].verify != "open"]
     task_rows, letters = {}, {}
     for t in tasks:
-        q = next(q for q in qa_types if t in {x.name for x in QA_TYPES[q].tasks})
+        q = qa_type_of_task(t).name
         data = read_json(task_path(results_dir, t)) or {"items": []}
         task_rows[t] = {"generated": per_type[q]["generated"], "removed": per_type[q]["removed"],
                         "kept": len(data["items"])}

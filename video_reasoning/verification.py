@@ -34,6 +34,8 @@ from dataclasses import dataclass
 
 from rapidfuzz import fuzz, process, utils
 
+from video_reasoning.config import VerificationSettings
+from video_reasoning.models import seconds
 from video_reasoning.qa_types import LETTERS, QA_TYPES
 from video_reasoning.records import (
     ItemCheck,
@@ -46,15 +48,15 @@ from video_reasoning.records import (
     write_record,
 )
 
-#: The checks, in the order they are reported.
-CHECKS = ("blind_probe", "grounded_reanswer", "judge", "structure", "duplicates")
+#: The checks, in the order they are reported (the switches of ``verification:``).
+CHECKS = VerificationSettings.CHECKS
 #: The blind probes' abstention option.
 CANNOT_TELL = "Cannot tell without watching the video"
 #: Number of blind probes (each one LLM call per video).
 BLIND_PROBES = 2
 #: A correct option longer than this many times the longest wrong one is a length outlier.
 LENGTH_MARGIN = 1.3
-#: Seconds a time may lie past the video's end (rounding of MM:SS).
+#: Seconds a time may lie past the video's end (rounding of MM:SS), here and when steps 1-2 check answers.
 TIME_SLACK_S = 1.0
 
 _CLOCK = re.compile(r"(?<![\d:.])(\d{1,2}):([0-5]\d)(?::([0-5]\d))?(?:\.\d+)?(?![\d:])")
@@ -94,10 +96,7 @@ def candidates(records: dict[str, QARecord]) -> list[Candidate]:
 def seconds_in(text: str) -> list[tuple[str, float]]:
     """Times written in ``text``: ``MM:SS``, ``H:MM:SS`` and ``12.5 s``/``12 seconds``, as
     ``(as written, seconds)``."""
-    out = []
-    for m in _CLOCK.finditer(text):
-        a, b, c = m.group(1), m.group(2), m.group(3)
-        out.append((m.group(0), int(a) * 3600 + int(b) * 60 + int(c) if c else int(a) * 60 + int(b)))
+    out = [(m.group(0), seconds(m.group(0))) for m in _CLOCK.finditer(text)]
     out += [(m.group(0), float(m.group(1))) for m in _SECONDS.finditer(text)]
     return out
 
