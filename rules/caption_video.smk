@@ -9,13 +9,14 @@
 rule caption_video:
     input:
         video=video_file,
-        duplicates=ancient(registry.duplicates_path(R)),
+        duplicates=duplicates_input,
     output:
         **job_outputs("caption_video"),
     log:
         registry.log_path(R, "caption_video"),
     conda:
         "../envs/video_reasoning.yaml"
+    threads: 0
     resources:
         **call_resources("caption_video"),
     params:

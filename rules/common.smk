@@ -10,6 +10,7 @@ from snakemake.utils import validate
 
 from video_reasoning import steps as registry
 from video_reasoning.breaker import Breaker
+from video_reasoning.duplicates import same_size_peers
 from video_reasoning.config import (
     ConfigError,
     check_config,
@@ -17,13 +18,15 @@ from video_reasoning.config import (
     settings_from_config,
     unknown_keys,
 )
+from video_reasoning.costs import prices
 from video_reasoning.inputs import discover, media_root_for, require_inputs
+from video_reasoning.ledger import RUN_ENV, run_id
 from video_reasoning.preflight import preflight
 from video_reasoning.prompts import load_prompts, step_prompt_keys
 from video_reasoning.qa_types import all_tasks, qa_type_of_task
 from video_reasoning.records import SCHEMA_VERSION
 from video_reasoning.store import read_json
-from video_reasoning.summary import run_outcome
+from video_reasoning.summary import cost_line, run_outcome
 
 # First: a validation error prints the config, which must hold no key.
 scrub_api_keys(config)
@@ -52,19 +55,35 @@ QA_TYPES = tuple(WF.qa_types)
 TASKS = all_tasks(QA_TYPES) if "4" in STEPS else []
 MEDIA_ROOT = media_root_for(list(VIDEOS.values()), SETTINGS.data.video_root)
 VIDEO_LIST = [(v, e.path, e.source) for v, e in VIDEOS.items()]
+# The price table of the models in use (a changed price rewrites summary.json's cost).
+PRICES = {
+    m: p.model_dump()
+    for m, p in prices(SETTINGS).items()
+    if m in {SETTINGS.vlm.model, SETTINGS.llm.model}
+}
+# One id per snakemake command: the cost ledger tells this run's calls from earlier runs'
+# (job processes inherit it).
+run_id()
 
-# max_workers caps concurrent model calls per backend: each model job holds one unit of
-# vlm_calls/llm_calls (at most max_workers model jobs per backend run, locally or on a
-# cluster), and inside the jobs every call holds one of max_workers machine-wide call
-# slots (video_reasoning.slots), so jobs fire their independent calls (chunks, QA types)
-# side by side without exceeding the cap on one machine.
+# max_workers caps concurrent model calls per backend: every call holds one of max_workers
+# machine-wide call slots of its backend (video_reasoning.slots), so jobs fire their
+# independent calls (chunks, QA types) side by side without exceeding the cap. Each model
+# job holds one unit of vlm_calls or llm_calls, its main backend's: at most
+# JOBS_PER_BACKEND x max_workers such jobs run, so a job starting up or between calls
+# does not leave a slot idle. Model jobs wait on the network and take no core
+# (threads: 0): --cores bounds the CPU-bound jobs only.
+JOBS_PER_BACKEND = 2
 for _name in ("vlm_calls", "llm_calls"):
     if _name not in workflow.global_resources:
-        workflow.register_resource(_name, WF.max_workers)
+        workflow.register_resource(_name, JOBS_PER_BACKEND * WF.max_workers)
 
 
 onstart:
     start_model_jobs()
+
+
+onsuccess:
+    print(cost_line(R), file=sys.stderr)
 
 
 onerror:
@@ -114,19 +133,35 @@ def video_params(job):
     }
 
 
+# Skipping near-duplicates needs find_duplicates (perceptual hashes) before any caption
+# job; otherwise a caption job finds an exact copy itself, by hashing only the earlier
+# videos of its byte size, and find_duplicates runs alongside (the summary lists both).
+SKIP_NEAR = SETTINGS.data.near_duplicates == "skip"
 # duplicates.json as the previous run left it (read once, not once per job).
-DUPLICATES = read_json(registry.duplicates_path(R)) or {}
+DUPLICATES = (read_json(registry.duplicates_path(R)) or {}) if SKIP_NEAR else {}
+SAME_SIZE = {} if SKIP_NEAR else same_size_peers(VIDEO_LIST)
+
+
+def duplicates_input(wildcards):
+    """duplicates.json, for caption jobs that skip near-duplicates (ancient: a new video
+    does not rerun them)."""
+    return ancient(registry.duplicates_path(R)) if SKIP_NEAR else []
 
 
 def duplicate_param(wildcards):
-    """The video's entry in duplicates.json, once that exists ("" before): a changed entry
-    reruns its caption job."""
-    return DUPLICATES.get(wildcards.vid, "")
+    """Skipping near-duplicates: the video's entry in duplicates.json ("" before it
+    exists; a changed entry reruns its caption job). Else: the earlier videos of its byte
+    size, which step 0 hashes to find an exact copy."""
+    if SKIP_NEAR:
+        return DUPLICATES.get(wildcards.vid, "")
+    return SAME_SIZE.get(wildcards.vid, [])
 
 
 def call_resources(job):
-    """One unit of vlm_calls / llm_calls for each backend the job's steps call."""
-    return {f"{role}_calls": 1 for role in registry.JOBS[job].roles(STEPS)}
+    """One unit of vlm_calls or llm_calls: the job's primary backend (the two caps stay
+    independent; its other backend's few calls are bounded by that backend's call slots).
+    """
+    return {f"{role}_calls": 1 for role in registry.JOBS[job].held(STEPS)}
 
 
 def selection_inputs(wildcards):
@@ -190,7 +225,7 @@ def last_word():
         )
     message = run_outcome(registry.summary_path(R))
     if message:
-        sys.exit(message)
+        sys.exit(f"{cost_line(R)}\n{message}")
 
 
 def all_targets():

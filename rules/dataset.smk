@@ -75,6 +75,8 @@ rule summarize:
         qa_types=list(QA_TYPES),
         steps=list(STEPS),
         media_root=MEDIA_ROOT,
+        prices=PRICES,
+        max_cost_usd=WF.max_cost_usd,
     script:
         "../scripts/summarize.py"
 

@@ -15,6 +15,7 @@ rule verify_qa:
         registry.log_path(R, "verify_qa"),
     conda:
         "../envs/video_reasoning.yaml"
+    threads: 0
     resources:
         **call_resources("verify_qa"),
     params:

@@ -15,6 +15,7 @@ rule write_qa:
     priority: 1
     conda:
         "../envs/video_reasoning.yaml"
+    threads: 0
     resources:
         **call_resources("write_qa"),
     params:

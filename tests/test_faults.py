@@ -110,7 +110,7 @@ def test_exhausted_retries_fail_the_job_and_are_listed(tmp_path, fresh, referenc
 
 KILL_POINTS = {
     "first call": lambda c, n: n == 1,
-    "step 1a": lambda c, n: c["prompt"].startswith("List the events"),
+    "step 1a": lambda c, n: c["prompt"].startswith("Caption this video"),
     "middle of step 1b": lambda c, n: "-second part of a longer video" in c["prompt"] and n > 9,
     "step 1c": lambda c, n: c["prompt"].startswith("Below are captions"),
     "step 2": lambda c, n: c["prompt"].startswith("Combine the captions"),

@@ -17,6 +17,7 @@ from video_reasoning.models import ClassificationAnswer, MCQAnswer, parse_tao
 from video_reasoning.prompts import (
     DEFAULT_PROMPTS,
     PLACEHOLDERS,
+    PROMPT_KEYS,
     load_prompts,
     model_for_key,
     placeholders_in,
@@ -86,7 +87,9 @@ def test_prompt_overrides_and_errors():
 
 def test_prompts_module_drop_in(tmp_path, monkeypatch):
     mod = tmp_path / "my_tao_prompts.py"
-    keys = [k for k in required_keys(Settings()) if k not in ("blind_probe", "grounded_reanswer", "answer_judge")]
+    # TAO's keys (with a module, steps 0 and 1a make TAO's separate calls); our verification keys are never asked
+    keys = [k for k in required_keys(Settings(prompts_module="my_tao_prompts")) if PROMPT_KEYS[k].tao]
+    assert "video_filtering" in keys and "video_screening" not in keys and "blind_probe" not in keys
     mod.write_text("PROMPT_TEMPLATES = {\n" + "".join(f"    {k!r}: 'custom {k}',\n" for k in keys) + "}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     ps = load_prompts(Settings(prompts_module="my_tao_prompts"))

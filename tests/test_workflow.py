@@ -170,12 +170,14 @@ def test_prompts_module_lacking_keys_names_them(tmp_path):
 def test_tao_prompts_module_drop_in(tmp_path, standin):
     """A TAO prompts module (free-text answers in ===== blocks) runs end to end."""
     from video_reasoning.config import Settings
-    from video_reasoning.prompts import PLACEHOLDERS, required_keys
+    from video_reasoning.prompts import PLACEHOLDERS, PROMPT_KEYS, required_keys
 
     copy(clip("bikes.mp4"), tmp_path / "videos" / "bikes.mp4")
     copy(clip("carphone_pristine.mp4"), tmp_path / "videos" / "carphone.mp4")
     standin.labels = {sha256(clip("bikes.mp4")): "anomaly"}
-    templates = {k: f"[[{k}]] " + " ".join("{" + p + "}" for p in PLACEHOLDERS[k]) for k in required_keys(Settings())}
+    tao = Settings(prompts_module="my_tao_prompts")  # TAO's separate calls: its keys, not our combined ones
+    templates = {k: f"[[{k}]] " + " ".join("{" + p + "}" for p in PLACEHOLDERS[k])
+                 for k in required_keys(tao) if PROMPT_KEYS[k].tao}
     (tmp_path / "my_tao_prompts.py").write_text(f"PROMPT_TEMPLATES = {templates!r}\n")
     write_spec(tmp_path, {"data": {"video_root": "videos"}, "prompts_module": "my_tao_prompts"})
     run_workflow(tmp_path, {"GOOGLE_API_KEY": API_KEY, "GOOGLE_GEMINI_BASE_URL": standin.url,
@@ -189,6 +191,10 @@ def test_tao_prompts_module_drop_in(tmp_path, standin):
     assert {json.loads(i["answer"])["end"] for i in tl["items"]} == {"00:03"}
     s0 = load(next((tmp_path / "results" / "step_0").glob("bikes-*.json")))
     assert s0["mode"] == "anomaly"
+    # TAO's call pattern: filter and classification, global and dense caption, each a call
+    assert [c["prompt_key"] for c in s0["calls"]] == ["video_filtering", "video_anomaly_classification"]
+    s1a = load(next((tmp_path / "results" / "step_1a").glob("bikes-*.json")))
+    assert sorted(c["prompt_key"] for c in s1a["calls"]) == ["anomaly_dense_caption", "anomaly_global_caption"]
 
 
 def test_max_workers_caps_concurrent_calls_per_backend(tmp_path, standin):
@@ -224,11 +230,16 @@ def test_steps_and_mode_select_work_and_backend_changes_rerun_their_work(tmp_pat
     status = {Path(v["path"]).name: v["status"] for v in load(results / "summary.json")["videos"]}
     assert status == {"bikes.mp4": "annotated", "notes.mp4": "rejected"}  # even without step 0 in steps
     # summary.json is a rule's output: a run rebuilds it when it is missing, at no cost
-    summary = (results / "summary.json").read_bytes()
+    summary = load(results / "summary.json")
     (results / "summary.json").unlink()
     standin.reset()
     run_workflow(tmp_path, env)
-    assert (results / "summary.json").read_bytes() == summary and standin.calls() == []
+    again = load(results / "summary.json")
+    assert standin.calls() == [] and again["cost"]["this_run"]["calls_sent"] == 0
+    assert again["cost"]["all_runs"]["runs"] == 1  # runs that asked anything
+    for s in (summary, again):  # all but what differs from run to run
+        del s["cost"]["this_run"], s["cost"]["all_runs"]["runs"]
+    assert again == summary
     # a new LLM temperature reruns the LLM's work only
     standin.reset()
     vra["llm"] = {"backend": "gemini", "gemini": {"temperature": 0.9}}

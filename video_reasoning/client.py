@@ -25,7 +25,9 @@ from pydantic import ValidationError
 
 from video_reasoning.breaker import Breaker, CircuitOpen
 from video_reasoning.cache import ResponseCache, request_key
-from video_reasoning.config import BackendSettings, WorkflowSettings, short_hash
+from video_reasoning.config import BackendSettings, Price, WorkflowSettings, short_hash
+from video_reasoning.costs import Usage, cost_usd
+from video_reasoning.ledger import BudgetReached, Ledger
 from video_reasoning.media import MediaPrep
 from video_reasoning.models import parse_tao
 from video_reasoning.providers import make_provider
@@ -85,11 +87,20 @@ class ModelClient:
         slots: a slot is held during each request sent, so the calls of every client
             sharing the slots stay within ``max_workers``; cached answers take none.
             Default: one call at a time.
+        step: the step the calls are for (how the cost ledger files them).
+        price: the model's price (None: unknown, cost not counted in USD).
+
+    Every attempt sent and every answer from the cache is counted in the cost ledger
+    (:mod:`video_reasoning.ledger`); before each attempt, ``workflow.max_cost_usd`` is checked.
     """
 
     def __init__(self, role: str, block: BackendSettings, workflow: WorkflowSettings, api_key: str,
-                 cache_dir: str, context: str = "", slots=None):
+                 cache_dir: str, context: str = "", slots=None, step: str = "", price: Price | None = None):
         self.role = role
+        self.step = step or role
+        self.price = price
+        self.ledger = Ledger(cache_dir)
+        self._from_cache = 0
         self.block = block
         self.workflow = workflow
         self.secrets = [api_key] if api_key else []
@@ -116,7 +127,11 @@ class ModelClient:
             return self._provider
 
     def close(self) -> None:
-        """Remove the scratch folder of cut clips."""
+        """Count the answers served from the cache in the ledger (one update, not one per
+        answer) and remove the scratch folder of cut clips."""
+        if self._from_cache:
+            self.ledger.record(self.step, sent=False, count=self._from_cache)
+            self._from_cache = 0
         shutil.rmtree(self.scratch, ignore_errors=True)
 
     # ------------------------------------------------------------------ public
@@ -133,13 +148,16 @@ class ModelClient:
         key = self.cache_key(req)
         cached = self.cache.get(key)
         if cached is not None:  # fields of other versions of this record are ignored
-            return Reply.model_validate(cached)
+            with self._provider_lock:
+                self._from_cache += 1  # counted in the ledger at close()
+            return Reply.model_validate({**cached, "from_cache": True})
         try:
             self.breaker.check()
         except CircuitOpen as exc:
             raise CircuitOpen(f"{self.context}: {exc}") from None
         reply = self._ask_backend(req)
         self.breaker.success()
+        self.ledger.answered(self.step)
         self.cache.put(key, reply.model_dump(mode="json"))
         return reply
 
@@ -170,10 +188,11 @@ class ModelClient:
         reasks: list[Turn] = []
         sent: list[str] = []  # every problem sent back, in order (kept in the reply's record)
         tries = {"n": 0}
+        paid = {"usage": Usage(), "cost": 0.0 if self.price else None}  # over all attempts
 
         def attempt(n: int) -> Reply:
             tries["n"] = n
-            return self._attempt(req, reasks, n, sent)
+            return self._attempt(req, reasks, n, sent, paid)
 
         def describe(n: int, exc: BaseException) -> str:
             return scrub(f"{self.context}: {req.prompt_key} attempt {n} failed ({exc}); retrying", self.secrets)
@@ -187,15 +206,24 @@ class ModelClient:
             raise ModelCallError(scrub(message, self.secrets)) from None
         except BlockedError as exc:
             raise BlockedError(scrub(f"{self.context}: {req.prompt_key}: {exc}", self.secrets)) from None
+        except BudgetReached as exc:
+            raise BudgetReached(f"{self.context}: {exc}") from None
+        except CircuitOpen as exc:
+            raise CircuitOpen(f"{self.context}: {exc}") from None
         except PermanentError as exc:
             self.breaker.failure(scrub(str(exc), self.secrets)[:200], req.video)
             raise ModelCallError(scrub(f"{self._where(req)}: {exc}", self.secrets), permanent=True) from None
 
-    def _attempt(self, req: Request, reasks: list[Turn], n: int, sent: list[str]) -> Reply:
+    def _attempt(self, req: Request, reasks: list[Turn], n: int, sent: list[str], paid: dict) -> Reply:
         provider = self.provider
         try:
             with self._slots.hold():
+                # checked with the slot held, right before sending: a call that waited for a
+                # slot does not start once the breaker is open or the budget is reached
+                self.breaker.check()
+                self.ledger.check_budget(self.workflow.max_cost_usd)
                 got = provider.send(req, reasks)
+            self._pay(got, req, paid)
         except PermanentError as exc:
             if exc.upload_gone and n == 1:
                 provider.forget_upload(req.media)
@@ -223,6 +251,20 @@ class ModelClient:
             if not req.tao_format:
                 reasks[:] = [Turn(got.text, problem)]
             raise RetryableError(f"invalid answer: {problem}", reask=problem) from None
+        usage = paid["usage"]
         return Reply(prompt_key=req.prompt_key, prompt_sha=short_hash(req.prompt), backend=self.block.backend,
                      model=self.block.model, answer=answer.model_dump(mode="json"), raw=got.text,
-                     input_tokens=got.input_tokens, output_tokens=got.output_tokens, attempts=n, reasks=sent)
+                     input_tokens=usage.input, cached_input_tokens=usage.cached_input, output_tokens=usage.output,
+                     cost_usd=paid["cost"], attempts=n, reasks=sent)
+
+    def _pay(self, got, req: Request, paid: dict) -> None:
+        """Count one answered attempt's tokens and USD in ``paid`` and in the ledger."""
+        usage = Usage(got.input_tokens, got.cached_input_tokens, got.output_tokens)
+        cost = cost_usd(usage, self.price)
+        paid["usage"] = paid["usage"] + usage
+        if paid["cost"] is not None and cost is not None:
+            paid["cost"] += cost
+        media = req.media.window if req.media else None
+        self.ledger.record(self.step, sent=True, usage=usage, cost=cost,
+                           detail={"role": self.role, "model": self.block.model, "prompt_key": req.prompt_key,
+                                   "video": req.video[:16], "media_window_s": media})

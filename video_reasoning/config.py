@@ -139,6 +139,9 @@ class WorkflowSettings(_Strict):
                                 "asks for half as many again and the best are kept)")
     retry_attempts: int = Field(6, ge=1, description="(ours) tries per model call")
     retry_max_seconds: float = Field(600, gt=0, description="(ours) time bound of one call's retries (s)")
+    max_cost_usd: Optional[float] = Field(None, gt=0, description="(ours) budget: once the calls made for this "
+                                          "results_dir (all runs) cost this much, no new call starts; rerun with a "
+                                          "higher budget to go on (null: no limit)")
 
     @field_validator("steps", "qa_types")
     @classmethod
@@ -214,6 +217,14 @@ class ExportSettings(_Strict):
         "referred to relatively (a self-contained, movable results folder)")
 
 
+class Price(_Strict):
+    """(ours) One model's price, USD per 1M tokens."""
+
+    input: float = Field(ge=0, description="uncached input tokens (text, image, video)")
+    cached_input: float = Field(ge=0, description="input tokens the provider served from its cache")
+    output: float = Field(ge=0, description="output tokens, thinking included")
+
+
 class Settings(_Strict):
     """The ``video_reasoning_annotation`` block of a TAO spec."""
 
@@ -229,6 +240,10 @@ class Settings(_Strict):
     prompts_module: Optional[str] = Field("", description="a TAO prompts module (a PROMPT_TEMPLATES dict)")
     prompts: dict[str, str] = Field(default_factory=dict, description="(ours) {<prompt key>: <template>} "
                                     "overrides single prompts")
+    pricing: dict[str, Price] = Field(default_factory=dict, description="(ours) {<model>: {input, cached_input, "
+                                      "output}} in USD per 1M tokens; adds to or overrides the built-in prices "
+                                      "of the default models (video_reasoning/costs.py); a model without a price "
+                                      "costs 'unknown'")
 
 
 class Spec(_Strict):
@@ -321,6 +336,16 @@ def check_config(settings: Settings) -> None:
     if ver.judge and not ver.grounded_reanswer:
         raise ConfigError("video_reasoning_annotation.verification.judge needs verification.grounded_reanswer "
                           "(the judge compares each answer with what the VLM saw): turn both on, or judge off.")
+    if settings.workflow.max_cost_usd is not None:
+        from video_reasoning.costs import prices  # costs builds on this module
+
+        table = prices(settings)
+        for role in roles_in_use(settings):
+            model = getattr(settings, role).model
+            if model not in table:
+                raise ConfigError(f"video_reasoning_annotation.workflow.max_cost_usd needs the price of the {role} "
+                                  f"model {model!r}: add video_reasoning_annotation.pricing.{model} with input, "
+                                  "cached_input and output (USD per 1M tokens), e.g. all 0 for your own server.")
     data = settings.data
     if not (data.video_root or data.input_jsonl_files):
         raise ConfigError(

@@ -22,7 +22,6 @@ import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, Optional
 
-import numpy as np
 from pydantic import BaseModel
 
 from video_reasoning import media
@@ -88,17 +87,12 @@ def fingerprint(path: str, cache_dir: str) -> Optional[Fingerprint]:
     return fp
 
 
-def _bits(fp: Fingerprint) -> np.ndarray:
-    return np.array([int(h, 16) for h in fp.hashes], dtype=np.uint64)
-
-
 def distance(a: Fingerprint, b: Fingerprint) -> float:
     """Mean Hamming distance (bits of 64) of the aligned frames' perceptual hashes."""
     n = min(len(a.hashes), len(b.hashes))
     if n == 0:
         return 64.0
-    diff = np.bitwise_xor(_bits(a)[:n], _bits(b)[:n])
-    return float(np.unpackbits(diff.view(np.uint8)).sum() / n)
+    return sum((int(x, 16) ^ int(y, 16)).bit_count() for x, y in zip(a.hashes[:n], b.hashes[:n])) / n
 
 
 def find(fingerprints: list[tuple[str, str, Optional[Fingerprint]]]) -> dict[str, Match]:
@@ -134,6 +128,37 @@ def write_duplicates(videos: list[tuple[str, str]], cache_dir: str, output: str,
     data = {vid: m.model_dump() for vid, m in found.items()}
     atomic_write_json(output, data)
     return data
+
+
+def same_size_peers(videos: list[tuple[str, str, str]]) -> dict[str, list[tuple[str, str]]]:
+    """For each ``(video id, path, source)`` that shares its byte size with earlier videos
+    (input order), those earlier ``(video id, path)``: the only candidates for an exact copy
+    (one ``stat`` per file, no read)."""
+    seen: dict[int, list[tuple[str, str]]] = {}
+    out = {}
+    for vid, path, _ in videos:
+        try:
+            size = os.stat(path).st_size if path and os.path.isfile(path) else None
+        except OSError:
+            size = None
+        if size is None:
+            continue
+        if size in seen:
+            out[vid] = list(seen[size])
+        seen.setdefault(size, []).append((vid, path))
+    return out
+
+
+def exact_copy_of(sha256: str, peers: list[tuple[str, str]]) -> Optional[Match]:
+    """The first of ``peers`` (earlier videos of the same size) whose content has this
+    SHA-256, as an exact :class:`Match`; None when none has."""
+    for vid, path in peers:
+        try:
+            if media.sha256_file(path) == sha256:
+                return Match(duplicate_of=vid, path=path, kind="exact", distance=0.0)
+        except OSError:
+            continue
+    return None
 
 
 def match_of(duplicates_file: str, vid: str) -> Optional[Match]:

@@ -64,6 +64,24 @@ class DenseCaptionAnswer(Answer):
     events: list[TimedEvent] = Field(min_length=1)
 
 
+class ScreeningAnswer(Answer):
+    """Step 0 in one call (ours, auto mode): suitable or not and why, and what the VLM saw,
+    its reasoning and the anomaly/normal label."""
+
+    suitable: bool
+    reason: str
+    observation: str
+    reasoning: str
+    label: Literal["anomaly", "normal"]
+
+
+class CaptionsAnswer(Answer):
+    """Step 1a in one call (ours): the global caption and the video's events in time order."""
+
+    caption: str = Field(min_length=1)
+    events: list[TimedEvent] = Field(min_length=1)
+
+
 class HighlightTimeAnswer(Answer):
     """Step 1c: the moment of the anomaly (s from the start) and the evidence for it."""
 

@@ -30,10 +30,11 @@ from video_reasoning import media as mediamod
 from video_reasoning import verification
 from video_reasoning.client import ModelClient, Reply, scrub
 from video_reasoning.config import Settings, api_key_for, secrets_in_use, settings_from_config
-from video_reasoning.duplicates import Match, match_of
+from video_reasoning.costs import prices
+from video_reasoning.duplicates import Match, exact_copy_of, match_of
 from video_reasoning.media import MediaRef
-from video_reasoning.models import ClassificationAnswer, FilterAnswer
-from video_reasoning.prompts import VERIFICATION_KEYS, PromptSet, load_prompts, model_for_key
+from video_reasoning.models import ClassificationAnswer, FilterAnswer, ScreeningAnswer
+from video_reasoning.prompts import VERIFICATION_KEYS, PromptSet, combined, load_prompts, model_for_key
 from video_reasoning.providers.base import Request
 from video_reasoning.qa_types import QA_TYPES
 from video_reasoning.records import (
@@ -76,6 +77,7 @@ class Job:
     source: str = ""
     problem: str = ""
     duplicate: Optional[Match] = None
+    peers: list[tuple[str, str]] = field(default_factory=list)  # earlier videos of the same size
     slots: dict[str, CallSlots] = field(default_factory=dict)
 
     def client(self, role: str, step: str) -> ModelClient:
@@ -87,7 +89,7 @@ class Job:
             self.slots[role] = CallSlots(os.path.join(cache, "slots", role), self.settings.workflow.max_workers)
         return ModelClient(role, block, self.settings.workflow, api_key_for(role, block), cache,
                            context=f"video {self.vid} ({self.video_path or self.source}), step {step}",
-                           slots=self.slots[role])
+                           slots=self.slots[role], step=step, price=prices(self.settings).get(block.model))
 
     def request(self, key: str, values: dict, media: MediaRef | None = None, check=None, fix=None) -> Request:
         """The request of prompt ``key`` filled with ``values``, about this video (its
@@ -203,7 +205,7 @@ def step0(job: Job) -> ProbeRecord:
         rec.reason = (f"{job.video_path}: {probe.duration:.1f} s is longer than workflow.max_video_length_sec "
                       f"({wf.max_video_length_sec:g} s); raise the limit or trim the video")
         return rec
-    dup = job.duplicate
+    dup = job.duplicate or exact_copy_of(probe.sha256, job.peers)
     if dup and (dup.kind == "exact" or job.settings.data.near_duplicates == "skip"):
         rec.status = Status.DUPLICATE
         rec.reason = (f"{job.video_path}: the same content as {dup.path}, annotated once" if dup.kind == "exact" else
@@ -216,16 +218,25 @@ def step0(job: Job) -> ProbeRecord:
     vlm = job.client("vlm", "0")
     try:
         whole = MediaRef(probe)
-        filt = job.ask(vlm, "video_filtering", {}, whole)
-        rec.calls.append(filt.record())
-        rec.filter = FilterAnswer.model_validate(filt.answer)
+        if wf.mode == "auto" and combined("0", job.settings):  # one whole-video call for both answers
+            r = job.ask(vlm, "video_screening", {}, whole)
+            rec.calls.append(r.record())
+            both = ScreeningAnswer.model_validate(r.answer)
+            rec.filter = FilterAnswer(suitable=both.suitable, reason=both.reason)
+            rec.classification = ClassificationAnswer(observation=both.observation, reasoning=both.reasoning,
+                                                      label=both.label)
+        else:
+            filt = job.ask(vlm, "video_filtering", {}, whole)
+            rec.calls.append(filt.record())
+            rec.filter = FilterAnswer.model_validate(filt.answer)
         if not rec.filter.suitable:
             rec.status, rec.reason = Status.UNSUITABLE, rec.filter.reason
             return rec
         if wf.mode == "auto":
-            cls = job.ask(vlm, "video_anomaly_classification", {}, whole)
-            rec.calls.append(cls.record())
-            rec.classification = ClassificationAnswer.model_validate(cls.answer)
+            if rec.classification is None:
+                cls = job.ask(vlm, "video_anomaly_classification", {}, whole)
+                rec.calls.append(cls.record())
+                rec.classification = ClassificationAnswer.model_validate(cls.answer)
             rec.mode = rec.classification.label
     except BlockedError as exc:
         log.error("%s", exc)
@@ -236,11 +247,16 @@ def step0(job: Job) -> ProbeRecord:
 
 
 def step1a(job: Job) -> CaptionRecord:
-    """Global caption and dense (timestamped) caption of the whole video by the VLM."""
+    """Global caption and dense (timestamped) caption of the whole video by the VLM: one
+    call with our prompt set (``<mode>_captions``), TAO's two calls otherwise."""
     probe, mode = job.probe, job.mode
     vlm = job.client("vlm", "1a")
     try:
         whole = MediaRef(probe)
+        if combined("1a", job.settings):
+            r = job.ask(vlm, f"{mode}_captions", {}, whole, check=_within(probe.duration))
+            return CaptionRecord(status=Status.DONE, mode=mode, global_caption=r.answer["caption"],
+                                 dense_events=r.answer["events"], calls=[r.record()])
         with ThreadPoolExecutor(max_workers=2) as pool:  # independent calls; the call slots bound them
             g_f = pool.submit(job.ask, vlm, f"{mode}_global_caption", {}, whole)
             d_f = pool.submit(job.ask, vlm, f"{mode}_dense_caption", {}, whole, check=_within(probe.duration))
@@ -573,9 +589,11 @@ def run_job(smk, job_name: str) -> None:
         elif named:
             records[named[0]] = read_record(path, STEPS[named[0]].record)
     dups = dict(smk.input.items()).get("duplicates")
+    peers = getattr(smk.params, "duplicate", None) if not dups else None
     job = Job(vid=vid, settings=settings, prompts=prompts, results_dir=results_dir, records=records, qa=qa,
               video_path=smk.params.video, source=smk.params.source, problem=smk.params.problem,
-              duplicate=match_of(dups, vid) if dups else None)
+              duplicate=match_of(dups, vid) if dups else None,
+              peers=[tuple(p) for p in peers] if isinstance(peers, list) else [])
     writer = _Writer(job, dict(smk.output.items()))
     try:
         run_steps(job, writer, job_name)

@@ -26,6 +26,7 @@ from video_reasoning.models import (
     Answer,
     BlindProbeAnswer,
     CaptionAnswer,
+    CaptionsAnswer,
     ClassificationAnswer,
     DenseCaptionAnswer,
     DescriptionAnswer,
@@ -33,6 +34,7 @@ from video_reasoning.models import (
     GroundedAnswer,
     HighlightTimeAnswer,
     JudgeAnswer,
+    ScreeningAnswer,
 )
 from video_reasoning.qa_types import QA_TYPES
 from video_reasoning.steps import VERIFY
@@ -95,6 +97,36 @@ DEFAULT_PROMPTS: dict[str, str] = {
         "(spill, fire, breakdown) or a disruptive behaviour (fight, theft, panic). Everything else is "
         "normal. When in doubt, choose normal. First note what you observe, then your reasoning, then "
         "the label."
+    ),
+    "video_screening": (
+        "Watch the video and answer two questions about it.\n"
+        "1. Is it usable for detailed video-reasoning annotation? It is usable when it shows real-world "
+        "content with visible actions or events (people, vehicles, animals, machines or objects moving or "
+        "interacting) over a continuous shot. It is not usable when it is mostly a blank, black, white or "
+        "test-pattern screen, a still picture, a slideshow, a screen recording of text or software, or so "
+        "shaky, dark or corrupted that events cannot be followed. Set suitable and give a one-sentence reason.\n"
+        "2. Does it contain an anomaly or only normal activity? An anomaly is an unexpected event that breaks "
+        "the routine of the scene: a collision or near miss, a fall, a rule violation (running a red light, "
+        "entering a restricted area), an equipment failure (spill, fire, breakdown) or a disruptive behaviour "
+        "(fight, theft, panic). Everything else is normal; when in doubt, choose normal. Note what you "
+        "observe, then your reasoning, then the label."
+    ),
+    "anomaly_captions": (
+        "Caption this video, which may contain an anomaly, in two ways.\n"
+        "caption: one coherent paragraph on the setting, the main actors and objects (with colours and "
+        "positions), what they do in order, the unexpected event and what follows it.\n"
+        "events: the events in time order, each with its start and end time in seconds from the start of the "
+        "video and a precise description of who does what; give the moments just before, during and after the "
+        "anomaly their own events, and cover the whole video.\n"
+        "Describe only what is visible."
+    ),
+    "normal_captions": (
+        "Caption this video in two ways.\n"
+        "caption: one coherent paragraph on the setting, the main actors and objects (with colours and "
+        "positions) and what they do, in order.\n"
+        "events: the events in time order, each with its start and end time in seconds from the start of the "
+        "video and a precise description of who does what; cover the whole video.\n"
+        "Describe only what is visible."
     ),
     "anomaly_global_caption": (
         "Describe this video, which may contain an anomaly, in one coherent paragraph: the setting, "
@@ -182,6 +214,7 @@ def _keys() -> dict[str, PromptKey]:
     keys = {
         "video_filtering": PromptKey(FilterAnswer),
         "video_anomaly_classification": PromptKey(ClassificationAnswer),
+        "video_screening": PromptKey(ScreeningAnswer, tao=False),
         "highlight_timestamp_extraction": PromptKey(HighlightTimeAnswer, ("global_caption", "dense_caption",
                                                                           "chunk_captions_str", "video_length")),
         "highlight_chunk_caption": PromptKey(CaptionAnswer, ("anomaly_time", "start_time", "end_time", "duration")),
@@ -189,6 +222,7 @@ def _keys() -> dict[str, PromptKey]:
     for m in MODES:
         keys[f"{m}_global_caption"] = PromptKey(CaptionAnswer)
         keys[f"{m}_dense_caption"] = PromptKey(DenseCaptionAnswer)
+        keys[f"{m}_captions"] = PromptKey(CaptionsAnswer, tao=False)
         keys[f"{m}_chunk_caption"] = PromptKey(CaptionAnswer, ("chunk_duration",))
         keys[f"{m}_description"] = PromptKey(DescriptionAnswer, ("video_length", "global_caption", "dense_section",
                                                                  "highlight_section", "chunk_captions_str",
@@ -331,14 +365,33 @@ def load_prompts(settings: Settings) -> PromptSet:
     return PromptSet(templates, tao_keys)
 
 
+#: Steps whose whole-video calls our prompt set makes as one (ours): the keys of the separate
+#: calls (TAO's), by step.
+SEPARATE_KEYS = {"0": ("video_filtering", "video_anomaly_classification"),
+                 "1a": tuple(f"{m}_{k}" for m in MODES for k in ("global_caption", "dense_caption"))}
+
+
+def combined(step: str, settings: Settings) -> bool:
+    """True when ``step`` (0 or 1a) asks the VLM once, with our combined prompt key
+    (``video_screening``: suitability and, in auto mode, the label; ``<mode>_captions``:
+    global and dense caption), instead of TAO's separate calls: our prompt set, unless a
+    TAO ``prompts_module`` is used or the spec overrides one of the separate keys."""
+    if settings.prompts_module:
+        return False
+    return not any(k in settings.prompts for k in SEPARATE_KEYS.get(step, ()))
+
+
 def step_prompt_keys(step: str, settings: Settings) -> list[str]:
     """Prompt keys a step may use (both modes: the mode is known only after step 0)."""
     wf = settings.workflow
     modes = MODES if wf.mode == "auto" else (wf.mode,)
     if step == "0":
-        keys = ["video_filtering"]
-        return keys + (["video_anomaly_classification"] if wf.mode == "auto" else [])
+        if wf.mode != "auto":
+            return ["video_filtering"]
+        return ["video_screening"] if combined("0", settings) else list(SEPARATE_KEYS["0"])
     if step == "1a":
+        if combined("1a", settings):
+            return [f"{m}_captions" for m in modes]
         return [f"{m}_{k}" for m in modes for k in ("global_caption", "dense_caption")]
     if step == "1b":
         return [f"{m}_chunk_caption" for m in modes]

@@ -18,7 +18,7 @@ from video_reasoning.models import ClassificationAnswer, DescriptionAnswer, Filt
 from video_reasoning.store import atomic_write_json, read_json
 
 #: Version of the record layout; bump it when a field changes meaning or shape.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 Mode = Literal["anomaly", "normal"]
 
@@ -43,7 +43,10 @@ class Status(str, Enum):
 
 
 class CallRecord(BaseModel):
-    """Provenance of one model answer: prompt, backend, model, tokens, tries, raw text."""
+    """Provenance of one model answer: prompt, backend, model, tokens and USD of all its
+    attempts (``cost_usd`` None: the model has no price), tries, raw text, and whether this
+    run took it from the response cache (``from_cache``: the tokens and USD were paid by the
+    run that asked first)."""
 
     model_config = ConfigDict(extra="ignore")
 
@@ -52,7 +55,10 @@ class CallRecord(BaseModel):
     backend: str
     model: str
     input_tokens: int = 0
+    cached_input_tokens: int = 0
     output_tokens: int = 0
+    cost_usd: Optional[float] = None
+    from_cache: bool = False
     attempts: int = 1
     reasks: list[str] = Field(default_factory=list)  # problems sent back with an answer to fix it
     raw: str = ""

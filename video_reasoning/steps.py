@@ -58,15 +58,25 @@ class Job:
     """One per-video job: a Snakemake rule running some steps of one video.
 
     ``reads``: the earlier steps whose records it takes as inputs (None: all of them).
+    ``primary``: the backend most of its calls go to (the Snakemake resource it holds).
     """
 
     name: str
     steps: tuple[str, ...]
+    primary: str
     reads: tuple[str, ...] | None = None
 
     def roles(self, steps: tuple[str, ...]) -> list[str]:
         """The backends its steps among ``steps`` (those that run) call."""
         return sorted({r for s in self.steps if s in steps for r in STEPS[s].roles})
+
+    def held(self, steps: tuple[str, ...]) -> list[str]:
+        """The backends whose job resource (``vlm_calls``/``llm_calls``) it holds when
+        ``steps`` run: its primary backend only (when it calls it), so the two backends'
+        job caps are independent; its few calls to the other backend are bounded by that
+        backend's call slots."""
+        roles = self.roles(steps)
+        return [self.primary] if self.primary in roles else roles[:1]
 
 
 STEPS: dict[str, Step] = {s.name: s for s in (
@@ -80,9 +90,9 @@ STEPS: dict[str, Step] = {s.name: s for s in (
 )}
 
 JOBS: dict[str, Job] = {j.name: j for j in (
-    Job("caption_video", ("0", "1a", "1b", "1c")),
-    Job("write_qa", ("2", "3")),
-    Job("verify_qa", (VERIFY,), reads=("0", "3")),
+    Job("caption_video", ("0", "1a", "1b", "1c"), primary="vlm"),
+    Job("write_qa", ("2", "3"), primary="llm"),
+    Job("verify_qa", (VERIFY,), primary="llm", reads=("0", "3")),
 )}
 
 #: Step 4's folder (one file per task), the run summary, and the quality folder.
@@ -196,10 +206,15 @@ def summary_path(results_dir: str) -> str:
     return os.path.join(results_dir, SUMMARY_FILE)
 
 
+def estimate_path(results_dir: str) -> str:
+    """What a run will cost, from the probes alone (rule estimate)."""
+    return os.path.join(results_dir, "estimate.json")
+
+
 def cache_path(results_dir: str) -> str:
     """The caches shared by every job and run: ``responses/`` (answers), ``frames/``,
-    ``uploads/`` (Gemini Files API records) and ``slots/`` (call slots), each laid out by
-    its own module."""
+    ``uploads/`` (Gemini Files API records), ``slots/`` (call slots) and ``ledger/`` (what
+    the calls cost), each laid out by its own module."""
     return os.path.join(results_dir, ".cache")
 
 

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import json
 
+from video_reasoning.config import Settings, roles_in_use
+from video_reasoning.costs import prices
+from video_reasoning.ledger import Ledger, budget_message, run_id, summarize
 from video_reasoning.qa_types import all_tasks
 from video_reasoning.quality import quality, write_rejected_items
 from video_reasoning.records import Status, read_record
-from video_reasoning.steps import STEPS, duplicates_path, step_path, summary_path, task_path
+from video_reasoning.steps import STEPS, cache_path, duplicates_path, step_path, summary_path, task_path
 from video_reasoning.store import atomic_write_json, read_json
 
 #: Per-video outcomes, in the order ``totals`` lists them.
@@ -26,20 +29,34 @@ def _video_records(results_dir: str, vid: str, steps: list[str], qa_types: list[
     return out
 
 
+def _usd(value) -> float | str:
+    """A USD figure as written: rounded to 1e-6, or ``"unknown"`` (a model without a price)."""
+    return "unknown" if value is None else round(value, 6)
+
+
 def video_entry(results_dir: str, vid: str, path: str, source: str, steps: list[str], qa_types: list[str]) -> dict:
     """One video's summary: ``status`` (one of :data:`OUTCOMES`) with ``reason`` or
-    ``error``, model ``calls`` and ``tokens`` (input/output) per step, ``items`` per QA type."""
-    entry = {"video_id": vid, "path": path, "source": source, "calls": {}, "tokens": {}, "items": {}}
+    ``error``; per step, the model answers its records hold (``calls``), their ``tokens``
+    (input, cached_input, output; all attempts) and ``cost_usd`` (what they cost when first
+    asked, ``"unknown"`` without a price); ``items`` per QA type."""
+    entry = {"video_id": vid, "path": path, "source": source, "calls": {}, "tokens": {}, "cost_usd": {},
+             "items": {}}
     records = _video_records(results_dir, vid, steps, qa_types)
+    costs: dict[str, float | None] = {}
     for name, rec in records:
         if rec is None:
             continue
         entry["calls"][name] = entry["calls"].get(name, 0) + len(rec.calls)
-        tok = entry["tokens"].setdefault(name, {"input": 0, "output": 0})
+        tok = entry["tokens"].setdefault(name, {"input": 0, "cached_input": 0, "output": 0})
         tok["input"] += sum(c.input_tokens for c in rec.calls)
+        tok["cached_input"] += sum(c.cached_input_tokens for c in rec.calls)
         tok["output"] += sum(c.output_tokens for c in rec.calls)
+        for c in rec.calls:
+            known = costs.get(name, 0.0)
+            costs[name] = None if known is None or c.cost_usd is None else known + c.cost_usd
         if name == "3" and rec.status is Status.DONE:
             entry["items"][rec.qa_type] = len(rec.items)
+    entry["cost_usd"] = {name: _usd(v) for name, v in costs.items()}
     present = [r for _, r in records if r is not None]
     errors = list(dict.fromkeys(r.reason for r in present if r.status is Status.FAILED))
     s0 = records[0][1]
@@ -57,20 +74,69 @@ def video_entry(results_dir: str, vid: str, path: str, source: str, steps: list[
     return entry
 
 
+def cost_section(results_dir: str, settings: Settings, answers: dict, kept_items: int) -> dict:
+    """The ``cost`` section of ``summary.json``.
+
+    ``this_run`` and ``all_runs`` come from the cost ledger (:func:`video_reasoning.ledger.summarize`):
+    calls sent (answered by the backend) and served from the response cache, attempts,
+    tokens and USD, in total and ``by_step``. ``dataset`` is what the answers behind the
+    current records cost when first asked (``answers``), with the dataset's ``kept_items``
+    and ``cost_per_kept_item_usd`` (all runs' USD over the items in step_4_output).
+    ``prices`` are those of the models in use (USD per 1M tokens, ``"unknown"`` when the
+    table has none); ``budget`` is there when ``workflow.max_cost_usd`` is set. A USD figure
+    that includes an unpriced attempt is ``"unknown"``.
+    """
+    led = Ledger(cache_path(results_dir))
+    cost = summarize(led, run_id())
+    for part in ("this_run", "all_runs"):
+        t = cost[part]
+        t["cost_usd"] = "unknown" if t.pop("unpriced_attempts") else round(t["cost_usd"], 6)
+        for step in t["by_step"].values():
+            step["cost_usd"] = "unknown" if step.pop("unpriced_attempts") else round(step["cost_usd"], 6)
+    paid = cost["all_runs"]["cost_usd"]
+    cost["dataset"] = {**{k: (_usd(v) if k == "cost_usd" and v != "unknown" else v) for k, v in answers.items()},
+                       "kept_items": kept_items,
+                       "cost_per_kept_item_usd": (paid if paid == "unknown" or not kept_items
+                                                  else round(paid / kept_items, 6)) if kept_items else None}
+    table = prices(settings)
+    models = {getattr(settings, r).model for r in roles_in_use(settings)}
+    cost["prices"] = {m: table[m].model_dump() if m in table else "unknown" for m in sorted(models)}
+    budget = settings.workflow.max_cost_usd
+    if budget is not None:
+        spent = led.spent_usd()
+        cost["budget"] = {"max_cost_usd": budget, "spent_usd": round(spent, 6), "reached": spent >= budget,
+                          **({"message": budget_message(budget, spent)} if spent >= budget else {})}
+    return cost
+
+
+def cost_line(results_dir: str) -> str:
+    """One line on what this run sent, took from the cache and cost, and all runs' cost."""
+    cost = summarize(Ledger(cache_path(results_dir)), run_id())
+    this, every = cost["this_run"], cost["all_runs"]
+
+    def usd(t):
+        return "cost unknown (a model has no price)" if t["unpriced_attempts"] else f"${t['cost_usd']:.4f}"
+
+    return (f"this run: {this['calls_sent']} calls sent ({this['attempts']} attempts), {this['calls_from_cache']} "
+            f"answered from the cache, {this['input_tokens']:,} input tokens ({this['cached_input_tokens']:,} "
+            f"cached by the provider), {this['output_tokens']:,} output tokens, {usd(this)}; all runs "
+            f"({every['runs']} that called a model): {usd(every)}")
+
+
 def write_summary(results_dir: str, videos: list[tuple[str, str, str]], qa_types: list[str], steps: list[str],
-                  log_file: str | None = None, media_root: str | None = None) -> dict:
-    """Write ``<results_dir>/summary.json`` from the step records and task files on disk
-    (and its totals to ``log_file``), and ``quality/rejected_items.jsonl`` (empty when step 4
-    does not run).
+                  settings: Settings, log_file: str | None = None, media_root: str | None = None) -> dict:
+    """Write ``<results_dir>/summary.json`` from the step records, task files and cost
+    ledger on disk (and its totals and :func:`cost_line` to ``log_file``), and
+    ``quality/rejected_items.jsonl`` (empty when step 4 does not run).
 
     ``videos`` are ``(video_id, path, source)``. Returns the summary: ``totals`` (videos
-    per outcome, calls, input/output tokens, items per QA type as step 3 wrote them),
+    per outcome, items per QA type as step 3 wrote them), ``cost`` (:func:`cost_section`),
     ``tasks`` (items per task file written), ``quality`` (when step 4 ran:
     :func:`video_reasoning.quality.quality`, with ``rejected_items``: lines written) and
     ``videos`` (one :func:`video_entry` each).
     """
-    totals = {"videos": len(videos), **{o: 0 for o in OUTCOMES}, "near_duplicates": 0, "calls": 0,
-              "input_tokens": 0, "output_tokens": 0, "items": {}}
+    totals = {"videos": len(videos), **{o: 0 for o in OUTCOMES}, "near_duplicates": 0, "items": {}}
+    answers = {"answers": 0, "input_tokens": 0, "cached_input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0}
     per_video = []
     dups = read_json(duplicates_path(results_dir)) or {}
     for vid, path, source in videos:
@@ -79,9 +145,11 @@ def write_summary(results_dir: str, videos: list[tuple[str, str, str]], qa_types
             entry["duplicate_of"] = dups[vid]
             totals["near_duplicates"] += dups[vid]["kind"] == "near"
         totals[entry["status"]] += 1
-        totals["calls"] += sum(entry["calls"].values())
-        totals["input_tokens"] += sum(t["input"] for t in entry["tokens"].values())
-        totals["output_tokens"] += sum(t["output"] for t in entry["tokens"].values())
+        answers["answers"] += sum(entry["calls"].values())
+        for field in ("input", "cached_input", "output"):
+            answers[f"{field}_tokens"] += sum(t[field] for t in entry["tokens"].values())
+        for v in entry["cost_usd"].values():
+            answers["cost_usd"] = "unknown" if "unknown" in (v, answers["cost_usd"]) else answers["cost_usd"] + v
         for q, n in entry["items"].items():
             totals["items"][q] = totals["items"].get(q, 0) + n
         per_video.append(entry)
@@ -90,7 +158,8 @@ def write_summary(results_dir: str, videos: list[tuple[str, str, str]], qa_types
         data = read_json(task_path(results_dir, name))
         if isinstance(data, dict):
             tasks[name] = len(data.get("items", []))
-    summary = {"totals": totals, "tasks": tasks, "videos": per_video}
+    summary = {"totals": totals, "cost": cost_section(results_dir, settings, answers, sum(tasks.values())),
+               "tasks": tasks, "videos": per_video}
     rejected = write_rejected_items(results_dir, qa_types if "4" in steps else [], media_root)
     if "4" in steps:
         names = all_tasks(qa_types)
@@ -99,7 +168,7 @@ def write_summary(results_dir: str, videos: list[tuple[str, str, str]], qa_types
     atomic_write_json(summary_path(results_dir), summary)
     if log_file:
         with open(log_file, "w", encoding="utf-8") as fh:
-            fh.write(f"{summary_path(results_dir)}: {json.dumps(totals)}\n")
+            fh.write(f"{summary_path(results_dir)}: {json.dumps(totals)}\n{cost_line(results_dir)}\n")
     return summary
 
 
@@ -133,5 +202,9 @@ def run_outcome(summary_file: str) -> str:
     failed = [v for v in summary.get("videos", []) if v["status"] == "failed"]
     if not failed:
         return ""
+    budget = summary.get("cost", {}).get("budget", {})
+    if budget.get("reached"):
+        return (f"{budget['message']} {len(failed)} of {len(summary['videos'])} videos are not finished; the "
+                "dataset holds the others.")
     return (f"{len(failed)} of {len(summary['videos'])} videos failed (errors in {summary_file}); the dataset holds "
             "the others. Run the same command again to retry the failed videos.")

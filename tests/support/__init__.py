@@ -61,7 +61,8 @@ def run_workflow(folder: Path, env_extra: dict | None = None, args=(), check=Tru
                  snakefile: Path | None = None) -> subprocess.CompletedProcess:
     """``snakemake --cores 4 --configfile spec.yaml`` in ``folder`` (the README's command),
     with no API key in the environment but those in ``env_extra``."""
-    env = {k: v for k, v in os.environ.items() if k not in ("GOOGLE_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY")}
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GOOGLE_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY", "VRA_RUN_ID")}  # each run its own id
     env.update(env_extra or {})
     proc = subprocess.run([sys.executable, "-m", "snakemake", "-s", str(snakefile or REPO / "Snakefile"),
                            "--cores", "4", "--configfile", "spec.yaml", *args],

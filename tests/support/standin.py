@@ -16,6 +16,8 @@ import base64
 import hashlib
 import json
 import re
+import subprocess
+import tempfile
 import threading
 import time
 from datetime import datetime, timedelta, timezone
@@ -57,8 +59,43 @@ SERVED = ("gemini-3.1-flash-lite-preview", "stand-in-vl", "vl", "m", "bench")
 FAULT_CYCLE = ("429", "500", "timeout", "badjson", "schema")
 
 
+#: Tokens the stand-in bills per video frame (Gemini 3's rate at low/medium resolution; 280
+#: at high) and per second of audio, at 1 frame/s unless the request sets ``fps``.
+FRAME_TOKENS = {"MEDIA_RESOLUTION_HIGH": 280}
+FRAME_TOKENS_DEFAULT = 70
+AUDIO_TOKENS_PER_S = 32
+
+
+def probe_bytes(data: bytes) -> tuple[float, bool]:
+    """``(duration s, has audio)`` of a video given as bytes (ffprobe on a temporary file)."""
+    with tempfile.NamedTemporaryFile(suffix=".mp4") as fh:
+        fh.write(data)
+        fh.flush()
+        times: list[float] = []
+        audio = False
+        for entries in ("format=duration:stream=codec_type,duration", "packet=pts_time"):  # packets: no duration
+            out = subprocess.run(["ffprobe", "-v", "error", "-show_entries", entries, "-of", "json", fh.name],
+                                 capture_output=True, text=True, check=True).stdout
+            info = json.loads(out)
+            times = [float(x[k]) for x in [info.get("format", {}), *info.get("streams", []), *info.get("packets", [])]
+                     for k in ("duration", "pts_time") if x.get(k) not in (None, "N/A")]
+            if "streams" in info:
+                audio = any(st.get("codec_type") == "audio" for st in info["streams"])
+            if times:
+                break
+    return max(times, default=0.0), audio
+
+
 class StandIn:
-    """The server; use as a context manager. ``url`` is ``http://127.0.0.1:<port>``."""
+    """The server; use as a context manager. ``url`` is ``http://127.0.0.1:<port>``.
+
+    Usage it reports: prompt text at 4 characters per token plus media tokens (frames x
+    :data:`FRAME_TOKENS` + audio), output at 4 characters per token. Like the providers'
+    implicit prefix caches, a request whose media part (the first part) equals one answered
+    in the last ``prefix_ttl_s`` seconds (same upload or bytes, window, sampling and
+    resolution) is reported with those media tokens as cached. Each model call is recorded
+    with ``media_seconds`` (the window shown), ``media_cached`` and ``usage``.
+    """
 
     def __init__(self, api_key: str = "test-key-123", labels: dict | None = None, flawed: bool = False):
         self.api_key = api_key
@@ -78,6 +115,9 @@ class StandIn:
         self.latency = 0.0            # seconds each model call takes (utilization benchmark)
         self.in_flight = {"media": 0, "text": 0}       # calls being answered, with / without video
         self.max_in_flight = {"media": 0, "text": 0}
+        self.prefix_ttl_s = 30.0      # how long a media prefix stays in the emulated implicit cache
+        self.prefixes: dict[tuple, float] = {}
+        self.probes: dict[str, tuple[float, bool]] = {}  # sha256 -> (duration, has audio)
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -225,6 +265,7 @@ class StandIn:
         if "finalize" not in (h.headers.get("X-Goog-Upload-Command") or ""):
             return h._send(200, {}, {"X-Goog-Upload-Status": "active"})
         data = bytes(sess["data"])
+        self._probe(hashlib.sha256(data).hexdigest(), data)
         fid = f"files/f{sid[1:]}"
         rec = {"name": fid, "uri": f"{self.url}/v1beta/{fid}", "mimeType": sess["mime"], "state": "ACTIVE",
                "sizeBytes": str(len(data)), "displayName": sess["meta"].get("displayName", ""),
@@ -234,6 +275,25 @@ class StandIn:
             self.uploads[fid] = rec
         self._record(kind="upload", bytes=len(data), sha256=rec["sha256Hash"])
         h._send(200, {"file": rec}, {"X-Goog-Upload-Status": "final"})
+
+    def _probe(self, sha: str, data: bytes | None) -> tuple[float, bool]:
+        with self.lock:
+            known = self.probes.get(sha)
+        if known is None:
+            known = probe_bytes(data)
+            with self.lock:
+                self.probes[sha] = known
+        return known
+
+    def _media_usage(self, key: tuple, seconds: float, fps: float, audio: bool, resolution: str | None) -> tuple:
+        """``(media tokens, cached media tokens)`` of one media part (see the class docstring)."""
+        tokens = max(1, round(seconds * fps)) * FRAME_TOKENS.get(resolution or "", FRAME_TOKENS_DEFAULT)
+        tokens += round(seconds * AUDIO_TOKENS_PER_S) if audio else 0
+        now = time.monotonic()
+        with self.lock:
+            seen = self.prefixes.get(key)
+            self.prefixes[key] = now
+        return tokens, tokens if seen is not None and now - seen <= self.prefix_ttl_s else 0
 
     def _label(self, sha: str | None) -> str:
         return self.labels.get(sha, "normal")
@@ -280,7 +340,9 @@ class StandIn:
         parts = body["contents"][0]["parts"]
         prompt = "".join(p.get("text", "") for p in parts)
         media = [p for p in parts if "fileData" in p or "file_data" in p]
-        sha, meta = None, None
+        cfg = body.get("generationConfig") or body.get("generation_config") or {}
+        resolution = cfg.get("mediaResolution") or cfg.get("media_resolution")
+        sha, meta, seconds, media_tokens, cached = None, None, 0.0, 0, 0
         for p in media:
             fd = p.get("fileData") or p.get("file_data")
             uri = fd.get("fileUri") or fd.get("file_uri")
@@ -293,13 +355,22 @@ class StandIn:
             meta = p.get("videoMetadata") or p.get("video_metadata")
             if meta:  # the SDK may send snake_case; record camelCase as the REST API documents
                 meta = {re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): v for k, v in meta.items()}
-        cfg = body.get("generationConfig") or body.get("generation_config") or {}
+            duration, audio = self._probe(sha, None)
+            start = float(str((meta or {}).get("startOffset", "0s")).rstrip("s"))
+            end = float(str((meta or {}).get("endOffset", f"{duration}s")).rstrip("s"))
+            seconds = min(end, duration) - start
+            key = ("gemini", model, uri, json.dumps(meta, sort_keys=True), resolution)
+            media_tokens, cached = self._media_usage(key, seconds, float((meta or {}).get("fps") or 1.0), audio,
+                                                     resolution)
         schema = cfg.get("responseJsonSchema") or cfg.get("response_json_schema")
-        self._record(kind="gemini", model=model, prompt=prompt, media_sha=sha, video_metadata=meta, schema=schema,
-                     media_resolution=cfg.get("mediaResolution"), turns=len(body["contents"]), bytes=len(raw))
         text = self._answer(schema, prompt, sha, reask=len(body["contents"]) > 1)
+        usage = {"promptTokenCount": len(prompt) // 4 + 1 + media_tokens, "cachedContentTokenCount": cached,
+                 "candidatesTokenCount": len(text) // 4 + 1}
+        self._record(kind="gemini", model=model, prompt=prompt, media_sha=sha, video_metadata=meta, schema=schema,
+                     media_resolution=resolution, turns=len(body["contents"]), bytes=len(raw),
+                     media_seconds=seconds, media_cached=bool(cached), usage=usage)
         ok = {"candidates": [{"content": {"role": "model", "parts": [{"text": text}]}, "finishReason": "STOP"}],
-              "usageMetadata": {"promptTokenCount": len(prompt) // 4 + 1, "candidatesTokenCount": len(text) // 4 + 1}}
+              "usageMetadata": usage}
         self._respond(h, "gemini", bool(media), sha, text, ok, prompt)
 
     def _openai(self, h, raw):
@@ -308,7 +379,8 @@ class StandIn:
             return h._send(401, {"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}})
         body = json.loads(raw)
         content = body["messages"][0]["content"]
-        prompt, sha, kinds, media_bytes = "", None, [], 0
+        prompt, sha, kinds, media_bytes, seconds = "", None, [], 0, 0.0
+        digest = hashlib.sha256()
         for c in content if isinstance(content, list) else [{"type": "text", "text": content}]:
             if c["type"] == "text":
                 prompt += c["text"]
@@ -317,18 +389,28 @@ class StandIn:
                 url = c[c["type"]]["url"]
                 data = base64.b64decode(url.split(",", 1)[1])
                 media_bytes += len(data)
+                digest.update(data)
                 if c["type"] == "video_url":
                     sha = hashlib.sha256(data).hexdigest()
+                    seconds, audio = self._probe(sha, data)
+        media_tokens, cached = 0, 0
+        if sha:
+            media_tokens, cached = self._media_usage(("openai", body.get("model"), sha), seconds, 1.0, audio, None)
+        elif kinds:  # frames: one frame's tokens each
+            media_tokens, cached = self._media_usage(("openai", body.get("model"), digest.hexdigest()), len(kinds),
+                                                     1.0, False, None)
         rf = body.get("response_format") or {}
         schema = rf.get("json_schema", {}).get("schema") if rf.get("type") == "json_schema" else None
-        self._record(kind="openai", model=body.get("model"), prompt=prompt, media_sha=sha, media=kinds, schema=schema,
-                     media_bytes=media_bytes,
-                     turns=len(body["messages"]), bytes=len(raw))
         text = self._answer(schema, prompt, sha, reask=len(body["messages"]) > 1)
+        usage = {"prompt_tokens": len(prompt) // 4 + 1 + media_tokens, "completion_tokens": len(text) // 4 + 1,
+                 "prompt_tokens_details": {"cached_tokens": cached}}
+        usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+        self._record(kind="openai", model=body.get("model"), prompt=prompt, media_sha=sha, media=kinds, schema=schema,
+                     media_bytes=media_bytes, turns=len(body["messages"]), bytes=len(raw), media_seconds=seconds,
+                     media_cached=bool(cached), usage=usage)
         ok = {"id": "chatcmpl-standin", "object": "chat.completion", "created": 0, "model": body.get("model"),
               "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
-              "usage": {"prompt_tokens": len(prompt) // 4 + 1, "completion_tokens": len(text) // 4 + 1,
-                        "total_tokens": len(prompt) // 4 + len(text) // 4 + 2}}
+              "usage": usage}
         self._respond(h, "openai", bool(kinds), sha, text, ok, prompt)
 
     def _respond(self, h, kind: str, with_media: bool, sha: str | None, text: str, ok: dict, prompt: str = "") -> None:

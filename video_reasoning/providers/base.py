@@ -44,11 +44,14 @@ class Finish(str, Enum):
 
 @dataclass(frozen=True)
 class ProviderReply:
-    """What one attempt returned: the text (for a block: the reason), tokens used, why it stopped."""
+    """What one attempt returned: the text (for a block: the reason), tokens used as the
+    backend reported them (``cached_input_tokens`` is part of ``input_tokens``; thinking
+    tokens are part of ``output_tokens``), why it stopped."""
 
     text: str
     input_tokens: int = 0
     output_tokens: int = 0
+    cached_input_tokens: int = 0
     finish: Finish = Finish.STOP
 
 

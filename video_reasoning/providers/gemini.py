@@ -38,6 +38,16 @@ UPLOAD_DEFAULT_TTL = timedelta(hours=47)
 _BLOCKED = ("SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY")
 
 
+def _usage(usage) -> dict:
+    """Token counts of ``usage_metadata``: prompt (cached part included), cached, and output
+    (candidates plus thinking, which Gemini bills as output)."""
+    if usage is None:
+        return {}
+    return {"input_tokens": usage.prompt_token_count or 0,
+            "cached_input_tokens": usage.cached_content_token_count or 0,
+            "output_tokens": (usage.candidates_token_count or 0) + (usage.thoughts_token_count or 0)}
+
+
 class GeminiProvider:
     """google-genai ``Client`` for one role."""
 
@@ -135,9 +145,7 @@ class GeminiProvider:
                                                        config=t.GenerateContentConfig(**cfg))
         except Exception as exc:  # SDK and transport errors are classified here
             raise self._classify(exc, uploaded=request.media is not None) from None
-        usage = resp.usage_metadata
-        tokens = {"input_tokens": (usage.prompt_token_count or 0) if usage else 0,
-                  "output_tokens": (usage.candidates_token_count or 0) if usage else 0}
+        tokens = _usage(resp.usage_metadata)
         feedback = resp.prompt_feedback
         if feedback is not None and feedback.block_reason:
             return ProviderReply(str(feedback.block_reason), finish=Finish.BLOCKED, **tokens)

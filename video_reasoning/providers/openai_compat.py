@@ -80,7 +80,9 @@ class OpenAIProvider:
                 model_hint=(f"Model {self.settings.model_name!r} or endpoint not found: check "
                             f"video_reasoning_annotation.{role}.openai.model_name and base_url.")) from None
         usage = resp.usage
+        details = getattr(usage, "prompt_tokens_details", None) if usage else None
         tokens = {"input_tokens": (usage.prompt_tokens or 0) if usage else 0,
+                  "cached_input_tokens": (getattr(details, "cached_tokens", None) or 0) if details else 0,
                   "output_tokens": (usage.completion_tokens or 0) if usage else 0}
         if not resp.choices:
             return ProviderReply("", **tokens)
