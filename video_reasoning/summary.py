@@ -93,11 +93,10 @@ def cost_section(results_dir: str, settings: Settings, answers: dict, kept_items
         t["cost_usd"] = "unknown" if t.pop("unpriced_attempts") else round(t["cost_usd"], 6)
         for step in t["by_step"].values():
             step["cost_usd"] = "unknown" if step.pop("unpriced_attempts") else round(step["cost_usd"], 6)
-    paid = cost["all_runs"]["cost_usd"]
-    cost["dataset"] = {**{k: (_usd(v) if k == "cost_usd" and v != "unknown" else v) for k, v in answers.items()},
-                       "kept_items": kept_items,
-                       "cost_per_kept_item_usd": (paid if paid == "unknown" or not kept_items
-                                                  else round(paid / kept_items, 6)) if kept_items else None}
+    paid, behind = cost["all_runs"]["cost_usd"], answers["cost_usd"]
+    per_item = None if not kept_items else "unknown" if paid == "unknown" else round(paid / kept_items, 6)
+    cost["dataset"] = {**answers, "cost_usd": behind if behind == "unknown" else round(behind, 6),
+                       "kept_items": kept_items, "cost_per_kept_item_usd": per_item}
     table = prices(settings)
     models = {getattr(settings, r).model for r in roles_in_use(settings)}
     cost["prices"] = {m: table[m].model_dump() if m in table else "unknown" for m in sorted(models)}
