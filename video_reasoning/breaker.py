@@ -13,11 +13,10 @@ Snakefile's ``onstart`` closes it again at the start of the next run.
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 
 from video_reasoning.retry import ModelCallError
-from video_reasoning.store import atomic_write_json, read_json
+from video_reasoning.store import atomic_write_json, locked, read_json
 
 #: Consecutive permanent failures with one error that open the breaker ...
 TRIP_AFTER = 10
@@ -40,17 +39,6 @@ class Breaker:
         self.path = os.path.join(self.folder, f"{role}.json")
         self.role = role
 
-    @contextlib.contextmanager
-    def _locked(self):
-        os.makedirs(self.folder, exist_ok=True)
-        fd = os.open(self.path + ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
     def check(self) -> None:
         """Raise :class:`CircuitOpen` when the breaker is open.
 
@@ -66,7 +54,7 @@ class Breaker:
 
     def failure(self, error: str, video: str) -> None:
         """Count a call that failed for good with ``error`` on ``video`` (its SHA-256)."""
-        with self._locked():
+        with locked(self.path + ".lock"):
             state = read_json(self.path) or {}
             if state.get("error") != error:
                 state = {"error": error, "count": 0, "videos": [], "open": False}
@@ -79,7 +67,7 @@ class Breaker:
     def success(self) -> None:
         """End the run of failures (an open breaker stays open)."""
         if os.path.exists(self.path):
-            with self._locked():
+            with locked(self.path + ".lock"):
                 state = read_json(self.path)
                 if state and not state.get("open"):
                     os.remove(self.path)

@@ -13,8 +13,6 @@ A run is named by ``VRA_RUN_ID``, which the Snakefile sets once per ``snakemake`
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import json
 import os
 import time
@@ -23,7 +21,7 @@ from typing import Optional
 
 from video_reasoning.costs import Usage
 from video_reasoning.retry import ModelCallError
-from video_reasoning.store import atomic_write_json, read_json
+from video_reasoning.store import atomic_write_json, locked, read_json
 
 #: The environment variable naming the current run.
 RUN_ENV = "VRA_RUN_ID"
@@ -64,17 +62,6 @@ class Ledger:
         self.calls = os.path.join(self.folder, "calls.jsonl")
         self.totals_path = os.path.join(self.folder, "totals.json")
 
-    @contextlib.contextmanager
-    def _locked(self):
-        os.makedirs(self.folder, exist_ok=True)
-        fd = os.open(os.path.join(self.folder, ".lock"), os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-            os.close(fd)
-
     def totals(self) -> dict:
         """``{"runs": {run id: {"started": ISO time, "steps": {step: tally}}}}`` (empty at first)."""
         data = read_json(self.totals_path)
@@ -85,7 +72,7 @@ class Ledger:
         """Count one attempt sent (``sent``; with its ``usage`` and ``cost``, None when
         unpriced) or ``count`` answers served from the response cache, under ``step`` of this run."""
         run = run_id()
-        with self._locked():
+        with locked(os.path.join(self.folder, ".lock")):
             data = self.totals()
             entry = data["runs"].setdefault(run, {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "steps": {}})
             t = entry["steps"].setdefault(step, blank())
@@ -109,7 +96,7 @@ class Ledger:
 
     def answered(self, step: str) -> None:
         """Count one call answered by the backend (its attempts are counted by :meth:`record`)."""
-        with self._locked():
+        with locked(os.path.join(self.folder, ".lock")):
             data = self.totals()
             entry = data["runs"].setdefault(run_id(), {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                                        "steps": {}})

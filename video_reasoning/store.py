@@ -9,6 +9,8 @@ never sees half a file, and nothing is ever appended in place. Files get the mod
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import tempfile
@@ -52,3 +54,18 @@ def read_json(path: str):
             return json.load(fh)
     except FileNotFoundError:
         return None
+
+
+@contextlib.contextmanager
+def locked(path: str):
+    """Hold an exclusive ``flock`` on the lock file ``path`` (created, with its folder)
+    for the ``with`` block: one holder at a time across threads and processes of this
+    machine (released by the kernel if the holder dies)."""
+    os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
