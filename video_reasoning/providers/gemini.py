@@ -38,6 +38,24 @@ UPLOAD_DEFAULT_TTL = timedelta(hours=47)
 _BLOCKED = ("SAFETY", "PROHIBITED_CONTENT", "BLOCKLIST", "SPII", "IMAGE_SAFETY")
 
 
+#: The SDK builds its pydantic types on first use, which is not thread-safe (googleapis/
+#: python-genai#2991: concurrent first use fails with "type object 'Part' has no attribute
+#: '__pydantic_core_schema__'"). The first request of a process runs alone; the rest do not wait.
+_FIRST_USE = threading.RLock()
+_warm = False
+
+
+def _first_alone(fn):
+    """``fn()``, alone in this process if no request has completed yet."""
+    global _warm
+    if _warm:
+        return fn()
+    with _FIRST_USE:
+        result = fn()
+        _warm = True
+        return result
+
+
 def _usage(usage) -> dict:
     """Token counts of ``usage_metadata``: prompt (cached part included), cached, and output
     (candidates plus thinking, which Gemini bills as output)."""
@@ -59,8 +77,9 @@ class GeminiProvider:
         self.endpoint = endpoint
         self.types = types
         self.errors = errors
-        self.client = genai.Client(api_key=endpoint.api_key,
-                                   http_options=types.HttpOptions(timeout=int(settings.timeout * 1000)))
+        with _FIRST_USE:  # builds SDK types (see _FIRST_USE)
+            self.client = genai.Client(api_key=endpoint.api_key,
+                                       http_options=types.HttpOptions(timeout=int(settings.timeout * 1000)))
         self._upload_locks: dict[str, threading.Lock] = defaultdict(threading.Lock)
         self._guard = threading.Lock()
 
@@ -124,7 +143,11 @@ class GeminiProvider:
                       video_metadata=t.VideoMetadata(**meta) if meta else None)
 
     def send(self, request: Request, reasks: list[Turn]) -> ProviderReply:
-        """One ``generate_content`` call: media part, prompt, earlier invalid answers."""
+        """One ``generate_content`` call: media part, prompt, earlier invalid answers (the
+        first of the process alone: see :data:`_FIRST_USE`)."""
+        return _first_alone(lambda: self._send(request, reasks))
+
+    def _send(self, request: Request, reasks: list[Turn]) -> ProviderReply:
         t = self.types
         cfg = {"temperature": self.settings.temperature, "max_output_tokens": self.settings.max_output_tokens}
         parts = []
