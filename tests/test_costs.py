@@ -121,6 +121,8 @@ def test_estimate_needs_no_server_and_plans_the_calls_made(tmp_path, standin):
     usd = est["cost_usd"]
     assert isinstance(usd["expected"], float) and usd["upper_bound"] > usd["expected"] > 0
     assert est["media"]["frames"] > 0 and set(est["wall_time_s"]["by_latency_s"]) == {"1", "5", "10", "30"}
+    # step 0, step 1a, the chunks and the grounded re-answer each show the whole video once
+    assert est["media"]["passes_per_video"] == pytest.approx(4.0, abs=0.05)
 
     run_workflow(tmp_path, {"GOOGLE_API_KEY": API_KEY, "GOOGLE_GEMINI_BASE_URL": standin.url})
     made = {k: v["calls_sent"] for k, v in load(results / "summary.json")["cost"]["this_run"]["by_step"].items()}

@@ -29,7 +29,7 @@ from video_reasoning.costs import GEMINI_DEFAULT_FPS, Usage, cost_usd, gemini_me
 from video_reasoning.inputs import VideoEntry
 from video_reasoning.prompts import VERIFICATION_KEYS, PromptSet, combined
 from video_reasoning.qa_types import QA_TYPES
-from video_reasoning.records import ProbeRecord, Status, read_record
+from video_reasoning.records import ProbeRecord, RecordError, Status, read_record
 from video_reasoning.steps import VERIFY, step_path
 
 #: Expected output tokens per answer (assumed sizes, ours): per call, or per item for QA
@@ -45,8 +45,8 @@ LATENCIES_S = (1, 5, 10, 30)
 
 @dataclass(frozen=True)
 class Planned:
-    """One planned call: step, role, prompt key, media shown (s) and sampling (frames/s),
-    text input tokens, expected output tokens."""
+    """One planned call: step, role, prompt key, text input tokens, expected output tokens,
+    media shown (s), its sampling (frames/s) and whether it has sound."""
 
     step: str
     role: str
@@ -55,6 +55,7 @@ class Planned:
     out: int
     media_s: float = 0.0
     fps: float = 0.0
+    audio: bool = False
 
 
 def _tokens(text: str) -> int:
@@ -77,7 +78,7 @@ def plan_video(settings: Settings, prompts: PromptSet, probe: mediamod.Probe, mo
     out: list[Planned] = []
 
     def vlm(step, key, seconds, expected, context=0):
-        out.append(Planned(step, "vlm", key, tpl[key] + context, expected, seconds, fps(seconds)))
+        out.append(Planned(step, "vlm", key, tpl[key] + context, expected, seconds, fps(seconds), probe.has_audio))
 
     def llm(step, key, context, expected):
         out.append(Planned(step, "llm", key, tpl[key] + context, expected))
@@ -160,7 +161,8 @@ def _call_tokens(settings: Settings, p: Planned, upper: bool) -> tuple[Optional[
         return p.text_in, out
     if block.backend != "gemini":
         return None, out
-    return p.text_in + gemini_media_tokens(block.model, block.gemini.media_resolution, p.media_s, p.fps, True), out
+    media = gemini_media_tokens(block.model, block.gemini.media_resolution, p.media_s, p.fps, p.audio)
+    return p.text_in + media, out
 
 
 def estimate(settings: Settings, prompts: PromptSet, videos: list[VideoEntry], results_dir: str,
@@ -173,14 +175,15 @@ def estimate(settings: Settings, prompts: PromptSet, videos: list[VideoEntry], r
 
     Returns:
         ``videos`` (total, accepted, rejected with reasons, duplicates), ``media`` (seconds
-        and frames shown to the VLM, whole-video passes), ``calls`` and ``tokens`` per step
+        and frames shown to the VLM, media passes per accepted video: seconds shown / video
+        seconds), ``calls`` and ``tokens`` per step
         (``expected`` and ``upper_bound``), ``cost_usd`` (expected, upper bound; "unknown"
         without a price or a media rate), ``wall_time_s`` per latency at ``max_workers``,
         and the ``assumptions``.
     """
     wf = settings.workflow
     table = prices(settings)
-    rejected, dups, accepted = [], [], 0
+    rejected, dups, accepted, seconds = [], [], 0, 0.0
     plans = {"expected": [], "upper_bound": []}
     crit = 0  # one video's calls in sequence (the longest plan's)
     for e in videos:
@@ -200,8 +203,8 @@ def estimate(settings: Settings, prompts: PromptSet, videos: list[VideoEntry], r
             dups.append({"path": e.path, "duplicate_of": dup["path"]})
             continue
         accepted += 1
-        known = read_record(step_path(results_dir, "0", e.vid), ProbeRecord) if os.path.exists(
-            step_path(results_dir, "0", e.vid)) else None
+        seconds += probe.duration
+        known = _step0(results_dir, e.vid)
         if known is not None and known.status is Status.UNSUITABLE:
             plan = plan_video(settings, prompts, probe, "normal")
             plans["expected"] += [p for p in plan if p.step == "0"]
@@ -236,7 +239,7 @@ def estimate(settings: Settings, prompts: PromptSet, videos: list[VideoEntry], r
     result["calls"] = calls
     result["media"] = {"seconds": round(sum(p.media_s for p in expected), 1),
                        "frames": sum(max(1, round(p.media_s * p.fps)) for p in expected if p.media_s),
-                       "whole_video_calls": sum(1 for p in expected if p.role == "vlm" and p.key in _WHOLE)}
+                       "passes_per_video": round(sum(p.media_s for p in expected) / seconds, 2) if seconds else 0}
     result["tokens"] = tokens
     result["cost_usd"] = cost
     models = {getattr(settings, r).model for r in ("vlm", "llm")}
@@ -258,9 +261,13 @@ def estimate(settings: Settings, prompts: PromptSet, videos: list[VideoEntry], r
     return result
 
 
-_WHOLE = {"video_screening", "video_filtering", "video_anomaly_classification", "anomaly_captions",
-          "normal_captions", "anomaly_global_caption", "normal_global_caption", "anomaly_dense_caption",
-          "normal_dense_caption", "grounded_reanswer"}
+def _step0(results_dir: str, vid: str) -> Optional[ProbeRecord]:
+    """The video's step-0 record when one of this schema version is on disk, else None."""
+    path = step_path(results_dir, "0", vid)
+    try:
+        return read_record(path, ProbeRecord) if os.path.exists(path) else None
+    except RecordError:  # another version: planned as if absent
+        return None
 
 
 def report(est: dict) -> str:

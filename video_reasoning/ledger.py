@@ -50,6 +50,12 @@ def add_tally(into: dict, other: dict) -> dict:
     return into
 
 
+def _tally(data: dict, run: str, step: str) -> dict:
+    """The tally of ``step`` of ``run`` in the ledger's ``data`` (created empty)."""
+    entry = data["runs"].setdefault(run, {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "steps": {}})
+    return entry["steps"].setdefault(step, blank())
+
+
 class BudgetReached(ModelCallError):
     """``workflow.max_cost_usd`` is reached: no new call starts."""
 
@@ -74,8 +80,7 @@ class Ledger:
         run = run_id()
         with locked(os.path.join(self.folder, ".lock")):
             data = self.totals()
-            entry = data["runs"].setdefault(run, {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "steps": {}})
-            t = entry["steps"].setdefault(step, blank())
+            t = _tally(data, run, step)
             if not sent:
                 t["calls_from_cache"] += count
             else:
@@ -98,9 +103,7 @@ class Ledger:
         """Count one call answered by the backend (its attempts are counted by :meth:`record`)."""
         with locked(os.path.join(self.folder, ".lock")):
             data = self.totals()
-            entry = data["runs"].setdefault(run_id(), {"started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-                                                       "steps": {}})
-            entry["steps"].setdefault(step, blank())["calls_sent"] += 1
+            _tally(data, run_id(), step)["calls_sent"] += 1
             atomic_write_json(self.totals_path, data)
 
     def spent_usd(self) -> float:
