@@ -14,6 +14,7 @@ include: "rules/caption_video.smk"
 include: "rules/write_qa.smk"
 include: "rules/verify_qa.smk"
 include: "rules/dataset.smk"
+include: "rules/report.smk"
 include: "rules/estimate.smk"
 
 

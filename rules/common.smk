@@ -8,14 +8,17 @@ import sys
 from snakemake.exceptions import WorkflowError
 from snakemake.utils import validate
 
+from video_reasoning import progress
 from video_reasoning import steps as registry
 from video_reasoning.breaker import Breaker
+from video_reasoning.card import prompt_set_name
 from video_reasoning.duplicates import same_size_peers
 from video_reasoning.config import (
     ConfigError,
     check_config,
     scrub_api_keys,
     settings_from_config,
+    short_hash,
     unknown_keys,
 )
 from video_reasoning.costs import prices
@@ -53,6 +56,8 @@ WF = SETTINGS.workflow
 STEPS = WF.effective_steps()
 QA_TYPES = tuple(WF.qa_types)
 TASKS = all_tasks(QA_TYPES) if "4" in STEPS else []
+# export.splits: split name -> share ({} : no split, one file per task).
+SPLITS = SETTINGS.export.splits
 MEDIA_ROOT = media_root_for(list(VIDEOS.values()), SETTINGS.data.video_root)
 VIDEO_LIST = [(v, e.path, e.source) for v, e in VIDEOS.items()]
 # The price table of the models in use (a changed price rewrites summary.json's cost).
@@ -61,6 +66,10 @@ PRICES = {
     for m, p in prices(SETTINGS).items()
     if m in {SETTINGS.vlm.model, SETTINGS.llm.model}
 }
+# The hash of every prompt template in use (the dataset card names the prompt set by it).
+PROMPT_SET_HASH = short_hash(
+    PROMPTS.digest(k for s in STEPS for k in step_prompt_keys(s, SETTINGS))
+)
 # One id per snakemake command: the cost ledger tells this run's calls from earlier runs'
 # (job processes inherit it).
 run_id()
@@ -94,6 +103,7 @@ wildcard_constraints:
     vid=r"[A-Za-z0-9._-]+",
     task="|".join(TASKS) or "(?!)",
     qa_type="|".join(QA_TYPES),
+    split="|".join(SPLITS) or "(?!)",
 
 
 def job_outputs(job):
@@ -174,6 +184,11 @@ def task_inputs(wildcards):
     return registry.selection_path(R, qa_type_of_task(wildcards.task).name)
 
 
+def task_files():
+    """Every task file of the dataset (one per task, or per split and task)."""
+    return [p for t in TASKS for p in registry.task_files(R, t, SPLITS)]
+
+
 def records_of_all_videos():
     """Every per-video record the run writes."""
     return [
@@ -186,7 +201,8 @@ def records_of_all_videos():
 
 def start_model_jobs():
     """Before the first job of a run (not for -n, --report, --unlock ...): close the circuit
-    breakers and preflight the backends that pending model jobs call."""
+    breakers, preflight the backends that pending model jobs call, then start the progress
+    count (videos whose last job runs)."""
     pending = {job.rule.name for job in workflow.dag.needrun_jobs()}
     roles = sorted(
         {
@@ -202,6 +218,18 @@ def start_model_jobs():
         preflight(SETTINGS, roles)
     except ConfigError as exc:
         raise WorkflowError(f"Preflight failed, no video job started: {exc}") from None
+    last = registry.last_job(STEPS)
+    progress.start(
+        R,
+        pending=len(
+            {
+                j.wildcards.vid
+                for j in workflow.dag.needrun_jobs()
+                if j.rule.name == last
+            }
+        ),
+        total=len(VIDEOS),
+    )
 
 
 _INTERRUPTED = []
@@ -229,9 +257,12 @@ def last_word():
 
 
 def all_targets():
-    """The dataset, the summary and the failure check (the summary needs every record)."""
+    """The dataset, the summary, the report's pages, the dataset card and the failure
+    check (the summary needs every record)."""
     return [
-        *[registry.task_path(R, t) for t in TASKS],
+        *task_files(),
         registry.summary_path(R),
+        registry.report_path(R, "videos.html"),
+        registry.card_path(R),
         registry.check_path(R),
     ]

@@ -37,9 +37,9 @@ rule write_task:
     input:
         task_inputs,
     output:
-        registry.task_path(R),
+        registry.task_path(R, split="{split}" if SPLITS else None),
     log:
-        registry.log_path(R, "write_task", "{task}"),
+        registry.log_path(R, "write_task", "{split}/{task}" if SPLITS else "{task}"),
     conda:
         "../envs/video_reasoning.yaml"
     params:
@@ -48,6 +48,7 @@ rule write_task:
         media_dir=registry.media_path(R),
         license=SETTINGS.license or "",
         description_extra=SETTINGS.description_extra or "",
+        splits=SPLITS,
         schema_version=SCHEMA_VERSION,
     script:
         "../scripts/write_task.py"
@@ -58,7 +59,7 @@ rule summarize:
         records_of_all_videos(),
         registry.duplicates_path(R),
         [registry.selection_path(R, q) for q in QA_TYPES if TASKS],
-        [registry.task_path(R, t) for t in TASKS],
+        task_files(),
     output:
         report(
             registry.summary_path(R),

@@ -7,5 +7,6 @@ from video_reasoning.export import write_task
 smk = snakemake  # noqa: F821 (snakemake is injected by the script directive)
 logging.basicConfig(filename=smk.log[0], level=logging.INFO, force=True)
 n = write_task(smk.wildcards.task, smk.input[0], smk.output[0], smk.params.media_root, smk.params.license,
-               smk.params.description_extra, smk.params.media_mode, smk.params.media_dir)
+               smk.params.description_extra, smk.params.media_mode, smk.params.media_dir,
+               split=smk.wildcards.get("split"), splits=smk.params.splits)
 logging.info("%s: %d items, DAFT-valid", smk.output[0], n)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -11,7 +12,7 @@ import pytest
 
 from support import clip, copy
 from video_reasoning.config import ConfigError, DataSettings, Settings
-from video_reasoning.export import envelope, items_for, validate_with_daft
+from video_reasoning.export import envelope, items_for, split_of, validate_with_daft
 from video_reasoning.inputs import discover, media_root_for, video_id_for
 from video_reasoning.models import ClassificationAnswer, MCQAnswer, parse_tao
 from video_reasoning.prompts import (
@@ -148,3 +149,14 @@ def test_items_and_envelope_are_daft_valid(tmp_path):
     bad = envelope("mcq", [{**out["mcq"][0], "video_id": "missing.mp4"}], str(video.parent), "", "")
     path.write_text(json.dumps(bad))
     assert any("media not found" in e for e in validate_with_daft(str(path)))
+
+
+def test_split_of_follows_the_shares_and_ignores_key_order():
+    shares = {"train": 0.8, "val": 0.1, "test": 0.1}
+    hashes = [hashlib.sha256(str(i).encode()).hexdigest() for i in range(20000)]
+    got = [split_of(h, shares) for h in hashes]
+    for name, share in shares.items():
+        assert abs(got.count(name) / len(got) - share) < 0.01, name
+    reordered = {"test": 0.1, "train": 0.8, "val": 0.1}
+    assert [split_of(h, reordered) for h in hashes] == got  # the spec's key order does not matter
+    assert split_of("f" * 64, shares) == "val" and split_of("0" * 64, shares) == "test"  # the range ends

@@ -16,11 +16,12 @@ import difflib
 import hashlib
 import json
 import os
+import re
 import socket
 from typing import ClassVar, Literal, Optional
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from video_reasoning.qa_types import QA_TYPES
 from video_reasoning.steps import PIPELINE, STEP_NAMES, STEPS, VERIFY
@@ -215,6 +216,22 @@ class ExportSettings(_Strict):
         "absolute", description="`absolute`: the video folder's absolute path (TAO's); `relative`: that folder "
         "relative to step_4_output; `copy`/`link`: the videos copied or hard-linked into <results_dir>/media, "
         "referred to relatively (a self-contained, movable results folder)")
+    splits: dict[str, float] = Field(
+        {}, description="split name -> share of the videos, e.g. {train: 0.8, val: 0.1, test: 0.1} (shares sum "
+        "to 1): step_4_output/<split>/<task>.json, every item of a video in the split its SHA-256 picks (adding "
+        "videos moves none); empty: no split, step_4_output/<task>.json")
+
+    @field_validator("splits")
+    @classmethod
+    def _splits(cls, value: dict[str, float]) -> dict[str, float]:
+        bad = [n for n in value if not re.fullmatch(r"[A-Za-z0-9_-]+", n)]
+        if bad:
+            raise ValueError(f"split names are letters, digits, _ and - (they name folders): {bad}")
+        if any(v <= 0 for v in value.values()):
+            raise ValueError(f"every split's share must be > 0: {value}")
+        if value and abs(sum(value.values()) - 1) > 1e-6:
+            raise ValueError(f"split shares must sum to 1 (they sum to {sum(value.values()):g}): {value}")
+        return value
 
 
 class Price(_Strict):
@@ -255,8 +272,17 @@ class Spec(_Strict):
 
 
 def settings_from_config(config: dict) -> Settings:
-    """Build :class:`Settings` from the Snakemake ``config`` dict (already schema-validated)."""
-    return Settings.model_validate(config.get("video_reasoning_annotation") or {})
+    """Build :class:`Settings` from the Snakemake ``config`` dict (already schema-validated).
+
+    Raises:
+        ConfigError: a value the schema lets through but a model's validator rejects (e.g.
+            ``export.splits`` not summing to 1), naming the key.
+    """
+    try:
+        return Settings.model_validate(config.get("video_reasoning_annotation") or {})
+    except ValidationError as exc:
+        raise ConfigError("; ".join(f"video_reasoning_annotation.{'.'.join(map(str, e['loc']))}: "
+                                    f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())) from None
 
 
 def api_key_for(role: str, block: BackendSettings) -> str:

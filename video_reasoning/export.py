@@ -9,6 +9,7 @@ descriptions and how a step-3 item becomes dataset items come from the QA-type r
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import io
 import json
 import os
@@ -29,23 +30,60 @@ def video_id_of(path: str, media_root: str | None) -> str:
     return os.path.relpath(path, media_root) if media_root else path
 
 
-def items_for(selection: SelectionRecord, media_root: str | None) -> dict[str, list[dict]]:
+def split_of(sha256: str, splits: dict[str, float]) -> str:
+    """The split of a video: ``splits`` (name -> share, summing to 1) as consecutive ranges
+    of [0, 1) in name order (so reordering the spec's keys moves nothing), and the video's
+    place in them the first 64 bits of its content hash (hex SHA-256) over 2**64. A video's
+    split depends on its content and the shares only: adding videos moves none, exact copies
+    share a split, and all items of a video are in one split (VideoKR splits by video, seed
+    003).
+
+    Raises:
+        ValueError: ``splits`` is empty.
+    """
+    if not splits:
+        raise ValueError("split_of needs at least one split")
+    place = int(sha256[:16], 16) / 2**64
+    edge = 0.0
+    for name, share in sorted(splits.items()):
+        edge += share
+        if place < edge:
+            return name
+    return name  # shares summing to 1 - 1e-6: the last split takes the rest
+
+
+def video_hash(path: str, sha256: str) -> str:
+    """The hex SHA-256 a video is split by: its content hash, or (no hash recorded) that of
+    its path."""
+    return sha256 or hashlib.sha256(path.encode()).hexdigest()
+
+
+def items_for(selection: SelectionRecord, media_root: str | None, split: str | None = None,
+              splits: dict[str, float] | None = None) -> dict[str, list[dict]]:
     """Dataset items of the kept items of one QA type, per output task of the type.
 
     Items get ``item_index`` ``<video_id>:<qa_type>:<n>`` (``n``: the item's index in its
-    step-3 record); choices that must look random (the MCQ option order) are seeded with
+    step-3 record). With ``split``, only the items of the videos :func:`split_of` puts in
+    it. Choices that must look random (the MCQ option order) are seeded with
     the video's SHA-256 and the question, so the same video and question give the same
     dataset items wherever the dataset is built.
     """
     qa = QA_TYPES[selection.qa_type]
     out = {t.name: [] for t in qa.tasks}
-    for it in selection.kept:
+    for it in kept_in(selection, split, splits):
         video_id = video_id_of(it.path, media_root)
         base = {"video_id": video_id, "reasoning": it.item["reasoning"],
                 "item_index": f"{video_id}:{qa.name}:{it.index}", "content": it.sha256 or video_id}
         for name, item in qa.dataset_items(it.item, base).items():
             out[name].append(item)
     return out
+
+
+def kept_in(selection: SelectionRecord, split: str | None, splits: dict[str, float] | None) -> list:
+    """The kept items of ``selection`` in ``split`` (all of them without a split)."""
+    if not split:
+        return list(selection.kept)
+    return [it for it in selection.kept if split_of(video_hash(it.path, it.sha256), splits) == split]
 
 
 def envelope(task_name: str, items: list[dict], media_root: str | None, license_: str, description_extra: str) -> dict:
@@ -113,7 +151,7 @@ def stage_media(path: str, dest: str, mode: str) -> None:
 
 def write_task(task_name: str, selection_file: str, output: str, media_root: str | None,
                license_: str, description_extra: str, media_mode: str = "absolute",
-               media_dir: str | None = None) -> int:
+               media_dir: str | None = None, split: str | None = None, splits: dict[str, float] | None = None) -> int:
     """Write the tao-vl-reason-v1.0 file of ``task_name`` from the selection record of its
     QA type; returns its item count.
 
@@ -129,13 +167,13 @@ def write_task(task_name: str, selection_file: str, output: str, media_root: str
         RecordError: a selection record of another schema version.
     """
     selection = read_record(selection_file, SelectionRecord)
-    items = items_for(selection, media_root)[task_name]
+    items = items_for(selection, media_root, split, splits)[task_name]
     here = os.path.dirname(os.path.abspath(output))
     root_field = media_root
     if media_mode == "relative" and media_root:
         root_field = os.path.relpath(media_root, here)
     elif media_mode in ("copy", "link") and media_dir:
-        for it in selection.kept:
+        for it in kept_in(selection, split, splits):
             stage_media(it.path, os.path.join(media_dir, video_id_of(it.path, media_root)), media_mode)
         root_field = os.path.relpath(media_dir, here)
     tmp = output + ".check.json"

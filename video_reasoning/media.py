@@ -380,6 +380,24 @@ def sample_frames(p: Probe, start: float, end: float, fps: float, max_frames: in
     return [(t, os.path.join(out_dir, f)) for t, f in zip(times, files)]
 
 
+def thumbnail(path: str, t: float, width: int = 320) -> bytes:
+    """One frame of ``path`` at ``t`` seconds as JPEG bytes, ``width`` pixels wide (aspect
+    kept), by an input-side seek (decodes only from the keyframe before ``t``).
+
+    Raises:
+        MediaError: ffmpeg fails or yields no frame (the message names the file and time).
+    """
+    try:
+        out, _ = (ffmpeg.input(path, ss=f"{max(t, 0.0):.3f}")
+                  .output("pipe:", vframes=1, format="image2", vcodec="mjpeg", vf=f"scale={width}:-2", **{"q:v": 5})
+                  .run(capture_stdout=True, capture_stderr=True))
+    except ffmpeg.Error as exc:
+        raise MediaError(f"{path}: no frame at {t:.1f} s: {exc.stderr.decode(errors='replace')[-300:]}") from None
+    if not out:
+        raise MediaError(f"{path}: no frame at {t:.1f} s")
+    return out
+
+
 # ---------------------------------------------------------------- what a call shows
 
 

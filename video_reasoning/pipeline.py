@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Optional
 
 from video_reasoning import media as mediamod
-from video_reasoning import verification
+from video_reasoning import progress, verification
 from video_reasoning.client import ModelClient, Reply, scrub
 from video_reasoning.config import Settings, api_key_for, secrets_in_use, settings_from_config
 from video_reasoning.costs import prices
@@ -53,7 +53,7 @@ from video_reasoning.records import (
 )
 from video_reasoning.retry import BlockedError, ModelCallError
 from video_reasoning.slots import CallSlots
-from video_reasoning.steps import JOBS, STEPS, VERIFY, cache_path, failure_path, output_key, step_of_output
+from video_reasoning.steps import JOBS, STEPS, VERIFY, cache_path, failure_path, last_job, output_key, step_of_output
 from video_reasoning.store import atomic_write_json, read_json
 
 log = logging.getLogger("video_reasoning")
@@ -605,8 +605,14 @@ def run_job(smk, job_name: str) -> None:
         log.error("%s", message, exc_info=not known)
         writer.fail_rest(message)
         _record_failure(results_dir, job_name, vid, message)
-        return
-    _resolve_failure(results_dir, job_name, vid)
+    else:
+        _resolve_failure(results_dir, job_name, vid)
+    steps = settings.workflow.effective_steps()
+    if job_name == last_job(steps):
+        try:
+            progress.finished(results_dir, vid, job.video_path, job.source, steps, settings.workflow.qa_types)
+        except (OSError, ValueError) as exc:  # a progress line is not worth failing the video's job
+            log.warning("video %s: no progress line: %s", vid, exc)
 
 
 def _quiet_on_interrupt() -> None:
@@ -630,7 +636,9 @@ class _ScrubFilter(logging.Filter):
 
 
 def _setup_logging(path: str | None, secrets: list[str]) -> None:
-    handlers = [logging.StreamHandler(sys.stderr)]
+    terminal = logging.StreamHandler(sys.stderr)
+    terminal.setLevel(logging.WARNING)  # the terminal gets problems and the progress lines; the log everything
+    handlers = [terminal]
     if path:
         os.makedirs(os.path.dirname(path) or ".", exist_ok=True)
         handlers.append(logging.FileHandler(path, mode="w", encoding="utf-8"))

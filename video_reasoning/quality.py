@@ -17,7 +17,7 @@ from video_reasoning import verification
 from video_reasoning.export import video_id_of
 from video_reasoning.qa_types import LETTERS, QA_TYPES, qa_type_of_task
 from video_reasoning.records import QARecord, SelectionRecord, Status, VerificationRecord, read_record
-from video_reasoning.steps import VERIFY, rejected_items_path, selection_path, step_path, task_path
+from video_reasoning.steps import VERIFY, rejected_items_path, selection_path, step_path, task_files
 from video_reasoning.store import atomic_write_text, read_json
 
 #: The answer values whose spread is reported, per item kind.
@@ -65,14 +65,15 @@ def _rate(part: int, whole: int) -> float | None:
     return round(part / whole, 4) if whole else None
 
 
-def quality(results_dir: str, vids: list[str], qa_types: list[str], tasks: list[str]) -> dict:
+def quality(results_dir: str, vids: list[str], qa_types: list[str], tasks: list[str], splits=()) -> dict:
     """The quality section: per check and per QA type and task, items checked, failed,
     removed and kept; the blind-answerable rate; the grounded agreement rate (choice,
     yes/no and localization items); the spread of correct letters and Yes/No per task
     before verification (as generated) and after (as the dataset has them); the share of
     multiple-choice items whose correct option is the longest, before and after; times out
     of range found (problems sent back to the LLM at generation, and items that still had
-    one at verification); and the structure problems step 3 sent back per kind.
+    one at verification); and the structure problems step 3 sent back per kind. Task
+    files are read from every split of ``splits`` (names; none: the one file per task).
     """
     ver = {v: read_record(step_path(results_dir, VERIFY, v), VerificationRecord) for v in vids}
     ver = {v: r for v, r in ver.items() if r is not None and r.status is Status.DONE}
@@ -109,7 +110,7 @@ def quality(results_dir: str, vids: list[str], qa_types: list[str], tasks: list[
     task_rows, letters = {}, {}
     for t in tasks:
         q = qa_type_of_task(t).name
-        data = read_json(task_path(results_dir, t)) or {"items": []}
+        data = {"items": [i for p in task_files(results_dir, t, splits) for i in (read_json(p) or {}).get("items", [])]}
         task_rows[t] = {"generated": per_type[q]["generated"], "removed": per_type[q]["removed"],
                         "kept": len(data["items"])}
         kind = QA_TYPES[q].verify

@@ -95,6 +95,12 @@ JOBS: dict[str, Job] = {j.name: j for j in (
     Job("verify_qa", (VERIFY,), primary="llm", reads=("0", "3")),
 )}
 
+def last_job(steps: tuple[str, ...]) -> str:
+    """The job that finishes a video when ``steps`` run: the last of :data:`JOBS` with a
+    step among :func:`written` (``caption_video`` always writes step 0)."""
+    return [name for name, j in JOBS.items() if set(j.steps) & set(written(steps))][-1]
+
+
 #: Step 4's folder (one file per task), the run summary, and the quality folder.
 DATASET_FOLDER = "step_4_output"
 SUMMARY_FILE = "summary.json"
@@ -176,9 +182,15 @@ def log_path(results_dir: str, job: str, name: str = "{vid}") -> str:
     return os.path.join(results_dir, "logs", job, f"{name}.log")
 
 
-def task_path(results_dir: str, task: str = "{task}") -> str:
-    """Step 4's tao-vl-reason-v1.0 file of one task."""
-    return os.path.join(results_dir, DATASET_FOLDER, f"{task}.json")
+def task_path(results_dir: str, task: str = "{task}", split: str | None = None) -> str:
+    """Step 4's tao-vl-reason-v1.0 file of one task (``step_4_output/<task>.json``), or of
+    one task in one split (``step_4_output/<split>/<task>.json``, ``export.splits``)."""
+    return os.path.join(results_dir, DATASET_FOLDER, *([split] if split else []), f"{task}.json")
+
+
+def task_files(results_dir: str, task: str, splits) -> list[str]:
+    """Every file of ``task``: one per split of ``splits`` (names), or the one file."""
+    return [task_path(results_dir, task, s) for s in splits] if splits else [task_path(results_dir, task)]
 
 
 def selection_path(results_dir: str, qa_type: str = "{qa_type}") -> str:
@@ -216,6 +228,24 @@ def cache_path(results_dir: str) -> str:
     ``uploads/`` (Gemini Files API records), ``slots/`` (call slots) and ``ledger/`` (what
     the calls cost), each laid out by its own module."""
     return os.path.join(results_dir, ".cache")
+
+
+REPORT_FOLDER = "report"
+
+
+def report_path(results_dir: str, name: str) -> str:
+    """A page or figure of the HTML report (``<results_dir>/report/<name>``)."""
+    return os.path.join(results_dir, REPORT_FOLDER, name)
+
+
+def card_path(results_dir: str) -> str:
+    """The dataset card."""
+    return os.path.join(results_dir, "DATASET.md")
+
+
+def progress_log_path(results_dir: str) -> str:
+    """One line per video finished in the last run (:mod:`video_reasoning.progress`)."""
+    return os.path.join(results_dir, "logs", "progress.log")
 
 
 def check_path(results_dir: str) -> str:

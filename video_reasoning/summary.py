@@ -6,6 +6,7 @@ import json
 
 from video_reasoning.config import Settings, roles_in_use
 from video_reasoning.costs import prices
+from video_reasoning.export import split_of, video_hash
 from video_reasoning.ledger import Ledger, budget_message, run_id, summarize
 from video_reasoning.qa_types import all_tasks
 from video_reasoning.quality import quality, write_rejected_items
@@ -130,7 +131,8 @@ def write_summary(results_dir: str, videos: list[tuple[str, str, str]], qa_types
 
     ``videos`` are ``(video_id, path, source)``. Returns the summary: ``totals`` (videos
     per outcome, items per QA type as step 3 wrote them), ``cost`` (:func:`cost_section`),
-    ``tasks`` (items per task file written), ``quality`` (when step 4 ran:
+    ``tasks`` (items per task, all splits), ``splits`` (with ``export.splits``: videos,
+    items and items per task of each split; annotated videos get their ``split``), ``quality`` (when step 4 ran:
     :func:`video_reasoning.quality.quality`, with ``rejected_items``: lines written) and
     ``videos`` (one :func:`video_entry` each).
     """
@@ -152,17 +154,29 @@ def write_summary(results_dir: str, videos: list[tuple[str, str, str]], qa_types
         for q, n in entry["items"].items():
             totals["items"][q] = totals["items"].get(q, 0) + n
         per_video.append(entry)
-    tasks = {}
+    splits = settings.export.splits
+    tasks, per_split = {}, {s: {} for s in splits}
     for name in all_tasks(qa_types):
-        data = read_json(task_path(results_dir, name))
-        if isinstance(data, dict):
-            tasks[name] = len(data.get("items", []))
+        for split in splits or [None]:
+            data = read_json(task_path(results_dir, name, split))
+            if isinstance(data, dict):
+                tasks[name] = tasks.get(name, 0) + len(data.get("items", []))
+                if split:
+                    per_split[split][name] = len(data.get("items", []))
     summary = {"totals": totals, "cost": cost_section(results_dir, settings, answers, sum(tasks.values())),
-               "tasks": tasks, "videos": per_video}
+               "tasks": tasks}
+    if splits:
+        for entry in per_video:
+            s0 = read_record(step_path(results_dir, "0", entry["video_id"]), STEPS["0"].record)
+            if entry["status"] == "annotated" and s0 is not None and s0.probe is not None:
+                entry["split"] = split_of(video_hash(s0.probe.path, s0.probe.sha256), splits)
+        summary["splits"] = {s: {"videos": sum(e.get("split") == s for e in per_video),
+                                 "items": sum(per_split[s].values()), "tasks": per_split[s]} for s in splits}
+    summary["videos"] = per_video
     rejected = write_rejected_items(results_dir, qa_types if "4" in steps else [], media_root)
     if "4" in steps:
         names = all_tasks(qa_types)
-        summary["quality"] = {**quality(results_dir, [v for v, _, _ in videos], qa_types, names),
+        summary["quality"] = {**quality(results_dir, [v for v, _, _ in videos], qa_types, names, list(splits)),
                               "rejected_items": rejected}
     atomic_write_json(summary_path(results_dir), summary)
     if log_file:
