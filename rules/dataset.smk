@@ -9,6 +9,7 @@
 localrules:
     summarize,
     check_failures,
+    shard_done,
 
 
 rule select_items:
@@ -21,7 +22,7 @@ rule select_items:
     conda:
         "../envs/video_reasoning.yaml"
     params:
-        vids=list(VIDEOS),
+        vids=lambda w: list(VIDEOS),
         selection=dict(
             policy=SETTINGS.verification.policy,
             dedupe=SETTINGS.verification.duplicates,
@@ -43,7 +44,7 @@ rule write_task:
     conda:
         "../envs/video_reasoning.yaml"
     params:
-        media_root=MEDIA_ROOT,
+        media_root=media_root,
         media_mode=SETTINGS.export.media_root,
         media_dir=registry.media_path(R),
         license=SETTINGS.license or "",
@@ -56,7 +57,7 @@ rule write_task:
 
 rule summarize:
     input:
-        records_of_all_videos(),
+        records_of_all_videos,
         registry.duplicates_path(R),
         [registry.selection_path(R, q) for q in QA_TYPES if TASKS],
         task_files(),
@@ -72,10 +73,10 @@ rule summarize:
     conda:
         "../envs/video_reasoning.yaml"
     params:
-        videos=VIDEO_LIST,
+        videos=video_list,
         qa_types=list(QA_TYPES),
         steps=list(STEPS),
-        media_root=MEDIA_ROOT,
+        media_root=media_root,
         prices=PRICES,
         max_cost_usd=WF.max_cost_usd,
     script:
@@ -93,3 +94,22 @@ rule check_failures:
         "../envs/video_reasoning.yaml"
     script:
         "../scripts/check_failures.py"
+
+
+# A shard run (data.shard_index): the marker that its videos' records are all written,
+# listing them; the merge run reads the records of every marker's videos.
+if SHARD is not None:
+
+    rule shard_done:
+        input:
+            shard_inputs,
+        output:
+            registry.shard_path(R, SHARD, SHARDS),
+        log:
+            registry.log_path(R, "shard_done", f"{SHARD}-of-{SHARDS}"),
+        params:
+            videos=lambda w: list(VIDEOS),
+            shard=SHARD,
+            shards=SHARDS,
+        script:
+            "../scripts/shard_done.py"

@@ -8,7 +8,7 @@
 
 rule find_duplicates:
     input:
-        videos=[e.path for e in VIDEOS.values() if e.path and os.path.isfile(e.path)],
+        videos=video_paths,
     output:
         registry.duplicates_path(R),
     log:
@@ -17,6 +17,6 @@ rule find_duplicates:
         "../envs/video_reasoning.yaml"
     threads: 2
     params:
-        videos=[(v, e.path) for v, e in VIDEOS.items()],
+        videos=lambda w: [(v, e.path) for v, e in VIDEOS.items()],
     script:
         "../scripts/find_duplicates.py"

@@ -71,7 +71,7 @@ rule report_pages:
         qa_types=list(QA_TYPES),
         tasks=TASKS,
         splits=list(SPLITS),
-        media_root=MEDIA_ROOT,
+        media_root=media_root,
     script:
         "../scripts/report_pages.py"
 

@@ -17,7 +17,8 @@ rule verify_qa:
         "../envs/video_reasoning.yaml"
     threads: 0
     resources:
-        **call_resources("verify_qa"),
+        vlm_calls=call_units("verify_qa", "vlm"),
+        llm_calls=call_units("verify_qa", "llm"),
     params:
         **video_params("verify_qa"),
         vlm=SETTINGS.vlm.fingerprint(),

@@ -17,7 +17,8 @@ rule write_qa:
         "../envs/video_reasoning.yaml"
     threads: 0
     resources:
-        **call_resources("write_qa"),
+        vlm_calls=call_units("write_qa", "vlm"),
+        llm_calls=call_units("write_qa", "llm"),
     params:
         **video_params("write_qa"),
         llm=SETTINGS.llm.fingerprint(),

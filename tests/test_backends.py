@@ -182,15 +182,10 @@ def test_openai_video_input_frames_sends_timestamped_images_only(make_client, st
                                                        answer_model=CaptionAnswer, media=MediaRef(probe)))
 
 
-def test_call_slots_cap_holders_across_threads_and_processes(tmp_path):
-    import signal
-    import subprocess
-    import sys
+def _peak(slots, workers: int = 6) -> int:
+    """The most of ``workers`` threads (or their callers) inside ``slots.hold()`` at once."""
     import threading
 
-    from video_reasoning.slots import CallSlots
-
-    slots = CallSlots(str(tmp_path / "slots"), 2)
     live, peak, lock = [0], [0], threading.Lock()
 
     def work():
@@ -202,16 +197,56 @@ def test_call_slots_cap_holders_across_threads_and_processes(tmp_path):
             with lock:
                 live[0] -= 1
 
-    threads = [threading.Thread(target=work) for _ in range(6)]
+    threads = [threading.Thread(target=work) for _ in range(workers)]
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert peak[0] == 2
+    return peak[0]
+
+
+def test_on_a_cluster_a_job_sends_no_more_calls_at_once_than_its_units_allow():
+    """No machine-wide (flock) slots: the units Snakemake grants are the cap."""
+    from video_reasoning.config import WorkflowSettings
+    from video_reasoning.slots import JobSlots
+    from video_reasoning.steps import JOBS, JOBS_PER_BACKEND
+
+    assert _peak(JobSlots(2)) == 2 and _peak(JobSlots(0)) == 1
+    # per backend it calls: JOBS_PER_BACKEND units per call at once, its fan-out capped at
+    # half the cap (two jobs of a backend side by side), none of a backend it does not call
+    wf = WorkflowSettings(max_workers=4, mode="auto", qa_types=["mcq", "bcq", "temporal_localization"])
+    steps = wf.effective_steps()
+    k = JOBS_PER_BACKEND
+    assert JOBS["caption_video"].call_units(steps, wf, False) == {"vlm_calls": 2 * k, "llm_calls": k}
+    assert JOBS["write_qa"].call_units(steps, wf, False) == {"llm_calls": 2 * k}
+    assert JOBS["verify_qa"].call_units(steps, wf, False) == {"llm_calls": 2 * k, "vlm_calls": k}
+    normal = WorkflowSettings(max_workers=1, mode="normal")
+    assert JOBS["caption_video"].call_units(normal.effective_steps(), normal, False) == {"vlm_calls": k}
+    # pools of JOBS_PER_BACKEND x max_workers units: the calls in flight stay within max_workers
+    pool = k * wf.max_workers
+    for name in JOBS:
+        for res, units in JOBS[name].call_units(steps, wf, False).items():
+            jobs_at_once = pool // units
+            assert jobs_at_once * (units // k) <= wf.max_workers, (name, res)
+    # on one machine: one unit of the main backend; the calls share the machine-wide slots
+    assert JOBS["caption_video"].call_units(steps, wf, True) == {"vlm_calls": 1}
+    assert JOBS["verify_qa"].call_units(steps, wf, True) == {"llm_calls": 1}
+
+
+def test_machine_slots_cap_holders_across_threads_and_processes(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    from video_reasoning.slots import MachineSlots
+
+    slots = MachineSlots(str(tmp_path / "slots"), 2)
+    assert _peak(slots) == 2
     # a process killed while holding a slot does not leak it
     code = ("import time\n"
-            "from video_reasoning.slots import CallSlots\n"
-            f"s = CallSlots({str(tmp_path / 'slots')!r}, 2)\n"
+            "from video_reasoning.slots import MachineSlots\n"
+            f"s = MachineSlots({str(tmp_path / 'slots')!r}, 2)\n"
             "with s.hold():\n    print('held', flush=True); time.sleep(60)\n")
     holder = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"

@@ -3,7 +3,7 @@
 1. answers from the response cache when the same request was answered before
    (:mod:`video_reasoning.cache`): reruns and resumed runs pay nothing;
 2. otherwise, unless the backend's circuit breaker is open (:mod:`video_reasoning.breaker`),
-   holds one of the backend's call slots (:mod:`video_reasoning.slots`) and sends it through
+   holds one of the job's call slots of that backend (:mod:`video_reasoning.slots`) and sends it through
    the backend's adapter (:mod:`video_reasoning.providers`);
 3. validates the answer with the key's answer model (and the request's ``check``): an
    invalid, empty or truncated answer is re-asked with the problem, failures are retried
@@ -34,7 +34,7 @@ from video_reasoning.providers import make_provider
 from video_reasoning.providers.base import Endpoint, Finish, Provider, Request, Turn
 from video_reasoning.records import CallRecord
 from video_reasoning.retry import BlockedError, ModelCallError, PermanentError, RetryableError, call_with_retries
-from video_reasoning.slots import ThreadSlots
+from video_reasoning.slots import JobSlots
 
 #: Re-asks a request's ``fix`` problems get before the answer is taken as it is.
 FIX_REASKS = 2
@@ -112,7 +112,7 @@ class ModelClient:
         self.media = MediaPrep(cache_dir, self.scratch, 0.0 if frames_only else workflow.long_video_threshold_sec,
                                workflow.long_video_sample_fps, workflow.long_video_max_frames)
         self._endpoint = Endpoint(role, api_key, cache_dir, self.media)
-        self._slots = slots or ThreadSlots()
+        self._slots = slots or JobSlots()
         self.breaker = Breaker(cache_dir, role)
         self._provider: Provider | None = None
         self._provider_lock = threading.Lock()

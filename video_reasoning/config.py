@@ -18,10 +18,18 @@ import json
 import os
 import re
 import socket
-from typing import ClassVar, Literal, Optional
+from typing import Annotated, ClassVar, Literal, Optional
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    WithJsonSchema,
+    field_validator,
+    model_validator,
+)
 
 from video_reasoning.qa_types import QA_TYPES
 from video_reasoning.steps import PIPELINE, STEP_NAMES, STEPS, VERIFY
@@ -207,6 +215,26 @@ class DataSettings(_Strict):
     near_duplicates: Literal["keep", "skip"] = Field("keep", description="(ours) a near-duplicate of an earlier "
                                                      "video (re-encode, other quality): annotate it (`keep`, TAO's) "
                                                      "or not (`skip`); exact copies are always annotated once")
+    shards: int = Field(1, ge=1, description="(ours) split the videos into this many shards by video id, each "
+                        "planned and run as its own snakemake run (a SLURM array task, say) with data.shard_index; "
+                        "a run without shard_index then merges them into one dataset, summary and report")
+    # Snakemake's --config reads a nested value as a string: "1" counts as 1, so a shard run
+    # is `--config 'video_reasoning_annotation={"data": {"shard_index": 1}}'`.
+    shard_index: Annotated[Optional[int], WithJsonSchema({"anyOf": [
+        {"type": "integer", "minimum": 0}, {"type": "string", "pattern": "^[0-9]+$"}, {"type": "null"}]})] = Field(
+        None, ge=0, description="(ours) with data.shards: the shard this run annotates (0 .. shards-1; a digit "
+        "string, as --config passes it, counts as the number); unset: the merge run")
+
+    @model_validator(mode="after")
+    def _shards(self) -> DataSettings:
+        if self.shard_index is not None and self.shard_index >= self.shards:
+            raise ValueError(f"data.shard_index {self.shard_index} is not below data.shards {self.shards}: shards "
+                             f"are numbered 0 .. {self.shards - 1}")
+        if self.shards > 1 and self.near_duplicates == "skip":
+            raise ValueError("data.near_duplicates: skip compares every video with every other before any caption "
+                             "job, which shards cannot do: use keep with data.shards (the merge run's summary lists "
+                             "the near-duplicates)")
+        return self
 
 
 class ExportSettings(_Strict):

@@ -130,25 +130,6 @@ def write_duplicates(videos: list[tuple[str, str]], cache_dir: str, output: str,
     return data
 
 
-def same_size_peers(videos: list[tuple[str, str, str]]) -> dict[str, list[tuple[str, str]]]:
-    """For each ``(video id, path, source)`` that shares its byte size with earlier videos
-    (input order), those earlier ``(video id, path)``: the only candidates for an exact copy
-    (one ``stat`` per file, no read)."""
-    seen: dict[int, list[tuple[str, str]]] = {}
-    out = {}
-    for vid, path, _ in videos:
-        try:
-            size = os.stat(path).st_size if path and os.path.isfile(path) else None
-        except OSError:
-            size = None
-        if size is None:
-            continue
-        if size in seen:
-            out[vid] = list(seen[size])
-        seen.setdefault(size, []).append((vid, path))
-    return out
-
-
 def exact_copy_of(sha256: str, peers: list[tuple[str, str]]) -> Optional[Match]:
     """The first of ``peers`` (earlier videos of the same size) whose content has this
     SHA-256, as an exact :class:`Match`; None when none has."""

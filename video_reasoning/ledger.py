@@ -2,7 +2,7 @@
 
 ``<results_dir>/.cache/ledger/calls.jsonl`` gets one line per attempt sent to a backend
 (its tokens and USD), and ``totals.json`` the tallies per run and step, both updated under
-one ``flock`` by every job of every run (machine-wide, like the call slots). The tallies
+one ``flock`` by every job of every run (on a cluster: the shared filesystem's locks). The tallies
 answer, cheaply and at any time: what this run sent and took from the response cache, what
 all runs together cost, and whether ``workflow.max_cost_usd`` is reached (checked before
 each attempt starts: no new call starts after that).

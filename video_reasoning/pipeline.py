@@ -32,6 +32,7 @@ from video_reasoning.client import ModelClient, Reply, scrub
 from video_reasoning.config import Settings, api_key_for, secrets_in_use, settings_from_config
 from video_reasoning.costs import prices
 from video_reasoning.duplicates import Match, exact_copy_of, match_of
+from video_reasoning.manifest import Manifest
 from video_reasoning.media import MediaRef
 from video_reasoning.models import ClassificationAnswer, FilterAnswer, ScreeningAnswer
 from video_reasoning.prompts import VERIFICATION_KEYS, PromptSet, combined, load_prompts, model_for_key
@@ -52,8 +53,19 @@ from video_reasoning.records import (
     write_record,
 )
 from video_reasoning.retry import BlockedError, ModelCallError
-from video_reasoning.slots import CallSlots
-from video_reasoning.steps import JOBS, STEPS, VERIFY, cache_path, failure_path, last_job, output_key, step_of_output
+from video_reasoning.slots import MACHINE_SLOTS_ENV, JobSlots, MachineSlots
+from video_reasoning.steps import (
+    JOBS,
+    JOBS_PER_BACKEND,
+    STEPS,
+    VERIFY,
+    cache_path,
+    failure_path,
+    last_job,
+    manifest_path,
+    output_key,
+    step_of_output,
+)
 from video_reasoning.store import atomic_write_json, read_json
 
 log = logging.getLogger("video_reasoning")
@@ -78,15 +90,20 @@ class Job:
     problem: str = ""
     duplicate: Optional[Match] = None
     peers: list[tuple[str, str]] = field(default_factory=list)  # earlier videos of the same size
-    slots: dict[str, CallSlots] = field(default_factory=dict)
+    units: dict[str, int] = field(default_factory=dict)  # call units held per backend (Snakemake resources)
+    slots: dict[str, MachineSlots | JobSlots] = field(default_factory=dict)
 
     def client(self, role: str, step: str) -> ModelClient:
-        """A client for ``role`` whose requests hold one of the run's ``max_workers`` call
-        slots of that role (shared by all jobs through ``<cache>/slots/<role>/``)."""
+        """A client for ``role`` whose requests hold a call slot of that role
+        (:mod:`video_reasoning.slots`): on one machine one of the run's ``max_workers``
+        machine-wide slots, on a cluster one of the calls the job holds units of
+        ``<role>_calls`` for (1 when it holds none)."""
         block = getattr(self.settings, role)
         cache = cache_path(self.results_dir)
         if role not in self.slots:
-            self.slots[role] = CallSlots(os.path.join(cache, "slots", role), self.settings.workflow.max_workers)
+            folder = os.environ.get(MACHINE_SLOTS_ENV)
+            self.slots[role] = (MachineSlots(os.path.join(folder, role), self.settings.workflow.max_workers)
+                                if folder else JobSlots(self.units.get(role, 0) // JOBS_PER_BACKEND))
         return ModelClient(role, block, self.settings.workflow, api_key_for(role, block), cache,
                            context=f"video {self.vid} ({self.video_path or self.source}), step {step}",
                            slots=self.slots[role], step=step, price=prices(self.settings).get(block.model))
@@ -257,7 +274,7 @@ def step1a(job: Job) -> CaptionRecord:
             r = job.ask(vlm, f"{mode}_captions", {}, whole, check=_within(probe.duration))
             return CaptionRecord(status=Status.DONE, mode=mode, global_caption=r.answer["caption"],
                                  dense_events=r.answer["events"], calls=[r.record()])
-        with ThreadPoolExecutor(max_workers=2) as pool:  # independent calls; the call slots bound them
+        with ThreadPoolExecutor(max_workers=2) as pool:  # independent calls; the job's call slots bound them
             g_f = pool.submit(job.ask, vlm, f"{mode}_global_caption", {}, whole)
             d_f = pool.submit(job.ask, vlm, f"{mode}_dense_caption", {}, whole, check=_within(probe.duration))
             g, d = g_f.result(), d_f.result()
@@ -589,11 +606,14 @@ def run_job(smk, job_name: str) -> None:
         elif named:
             records[named[0]] = read_record(path, STEPS[named[0]].record)
     dups = dict(smk.input.items()).get("duplicates")
-    peers = getattr(smk.params, "duplicate", None) if not dups else None
+    same_size = getattr(smk.params, "duplicate", 0) if not dups else 0
+    data = settings.data
+    shard = data.shard_index if data.shards > 1 else None
+    peers = Manifest(manifest_path(results_dir, shard, data.shards)).same_size_before(vid) if same_size else []
     job = Job(vid=vid, settings=settings, prompts=prompts, results_dir=results_dir, records=records, qa=qa,
               video_path=smk.params.video, source=smk.params.source, problem=smk.params.problem,
               duplicate=match_of(dups, vid) if dups else None,
-              peers=[tuple(p) for p in peers] if isinstance(peers, list) else [])
+              peers=peers, units={r: int(getattr(smk.resources, f"{r}_calls", 1) or 1) for r in ("vlm", "llm")})
     writer = _Writer(job, dict(smk.output.items()))
     try:
         run_steps(job, writer, job_name)

@@ -1,4 +1,18 @@
-"""Call slots: at most ``max_workers`` model calls per backend in flight, machine-wide."""
+"""Call slots: at most ``workflow.max_workers`` model calls per backend in flight.
+
+Two ways, by where the jobs run (chosen by the main Snakemake process, rules/common.smk):
+
+- **One machine** (the local executor): :class:`MachineSlots`, ``max_workers`` lock files
+  per backend under ``<results_dir>/.cache/slots/<role>/``, shared by every job of the run.
+  Each job holds one unit of its main backend's Snakemake resource (``vlm_calls`` /
+  ``llm_calls``, ``JOBS_PER_BACKEND x max_workers`` units), so more jobs than slots run and
+  one starting up does not leave a slot idle; their calls wait for a slot.
+- **A cluster** (SLURM, Kubernetes: the jobs run on other machines, whose shared filesystem
+  may not honour ``flock``): :class:`JobSlots`, an in-process semaphore of as many slots as
+  the job holds calls (:meth:`video_reasoning.steps.Job.call_units`; each call costs
+  ``JOBS_PER_BACKEND`` units of the same resource). Snakemake's scheduler, in the main
+  process, grants the units for every executor, so the cap holds with no file lock.
+"""
 
 from __future__ import annotations
 
@@ -9,15 +23,18 @@ import random
 import threading
 import time
 
+#: Set by the main process, for jobs on this machine only: the folder of the machine-wide
+#: call slots (``<results_dir>/.cache/slots``). Unset: the job's own :class:`JobSlots`.
+MACHINE_SLOTS_ENV = "VRA_MACHINE_SLOTS"
 
-class CallSlots:
+
+class MachineSlots:
     """A counting semaphore over processes: at most ``n`` holders at once, machine-wide.
 
     One lock file per slot under ``folder``, taken with ``fcntl.flock`` (released by the
     kernel if the holder dies, so a killed job never leaks a slot). Every job of a run
-    shares the folder, so ``max_workers`` bounds the calls of all running jobs on this
-    machine together while each job fires its independent calls side by side. The cap
-    holds only where the jobs share a filesystem that honours ``flock`` (one machine).
+    shares the folder, so ``n`` bounds the calls of all running jobs on this machine
+    together while each job fires its independent calls side by side.
     """
 
     def __init__(self, folder: str, n: int, poll_s: float = 0.02):
@@ -45,14 +62,16 @@ class CallSlots:
             time.sleep(self.poll_s * (0.5 + random.random()))
 
 
-class ThreadSlots:
-    """In-process slots for a client used on its own: one call at a time."""
+class JobSlots:
+    """At most ``n`` calls of this process at once (``n`` >= 1: the calls the job holds
+    units for; 1 for a client used on its own)."""
 
-    def __init__(self):
-        self._sem = threading.Semaphore(1)
+    def __init__(self, n: int = 1):
+        self.n = max(1, int(n))
+        self._sem = threading.Semaphore(self.n)
 
     @contextlib.contextmanager
     def hold(self):
-        """Hold the slot for the ``with`` block."""
+        """Wait for a free slot and hold it for the ``with`` block."""
         with self._sem:
             yield

@@ -19,10 +19,16 @@ The record models live in :mod:`video_reasoning.records`.
 from __future__ import annotations
 
 import json
+import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from video_reasoning import records
+
+if TYPE_CHECKING:  # config builds on this module
+    from video_reasoning.config import WorkflowSettings
 
 #: TAO's steps, in pipeline order (what ``workflow.steps`` lists).
 STEP_NAMES = ("0", "1a", "1b", "1c", "2", "3", "4")
@@ -53,30 +59,49 @@ class Step:
     roles: tuple[str, ...] = ()
 
 
+#: Model jobs of one backend that run side by side at the full cap: on one machine, each
+#: holds 1 of ``JOBS_PER_BACKEND x max_workers`` units; on a cluster, a call costs this many
+#: units and a job holds calls for at most ``ceil(max_workers / JOBS_PER_BACKEND)``, so
+#: while one job starts up or prepares media another is sending calls.
+JOBS_PER_BACKEND = 2
+
+
 @dataclass(frozen=True)
 class Job:
     """One per-video job: a Snakemake rule running some steps of one video.
 
     ``reads``: the earlier steps whose records it takes as inputs (None: all of them).
-    ``primary``: the backend most of its calls go to (the Snakemake resource it holds).
+    ``fanout``: per backend, the most calls its steps send at once, from the workflow
+    settings (caption_video: the chunk captions beside step 1a; write_qa: one per QA type;
+    verify_qa: the two blind probes beside the grounded re-answer); 0: none (step 1c's LLM
+    call in normal mode, where it does not run).
     """
 
     name: str
     steps: tuple[str, ...]
-    primary: str
+    fanout: tuple[tuple[str, Callable[[WorkflowSettings], int]], ...]
     reads: tuple[str, ...] | None = None
 
     def roles(self, steps: tuple[str, ...]) -> list[str]:
         """The backends its steps among ``steps`` (those that run) call."""
         return sorted({r for s in self.steps if s in steps for r in STEPS[s].roles})
 
-    def held(self, steps: tuple[str, ...]) -> list[str]:
-        """The backends whose job resource (``vlm_calls``/``llm_calls``) it holds when
-        ``steps`` run: its primary backend only (when it calls it), so the two backends'
-        job caps are independent; its few calls to the other backend are bounded by that
-        backend's call slots."""
-        roles = self.roles(steps)
-        return [self.primary] if self.primary in roles else roles[:1]
+    def call_units(self, steps: tuple[str, ...], wf: WorkflowSettings, local: bool) -> dict[str, int]:
+        """The Snakemake resources it holds when ``steps`` run, of pools of
+        ``JOBS_PER_BACKEND x max_workers`` units (:mod:`video_reasoning.slots`).
+
+        ``local`` (jobs on this machine, whose calls share machine-wide call slots): one unit
+        of its main backend (the one it sends most calls at once), so the two backends' job
+        caps are independent. Else, for each backend it calls: ``JOBS_PER_BACKEND`` units per
+        call it may send at once, its fan-out capped at ``ceil(max_workers / JOBS_PER_BACKEND)``,
+        so the calls in flight stay within ``max_workers`` on any executor."""
+        fan = {r: f(wf) for r, f in self.fanout if r in self.roles(steps) and f(wf) > 0}
+        if not fan:
+            return {}
+        if local:
+            return {f"{max(fan, key=fan.get)}_calls": 1}
+        per_job = max(1, math.ceil(wf.max_workers / JOBS_PER_BACKEND))
+        return {f"{r}_calls": JOBS_PER_BACKEND * min(per_job, n) for r, n in fan.items()}
 
 
 STEPS: dict[str, Step] = {s.name: s for s in (
@@ -90,9 +115,10 @@ STEPS: dict[str, Step] = {s.name: s for s in (
 )}
 
 JOBS: dict[str, Job] = {j.name: j for j in (
-    Job("caption_video", ("0", "1a", "1b", "1c"), primary="vlm"),
-    Job("write_qa", ("2", "3"), primary="llm"),
-    Job("verify_qa", (VERIFY,), primary="llm", reads=("0", "3")),
+    Job("caption_video", ("0", "1a", "1b", "1c"),
+        fanout=(("vlm", lambda wf: wf.max_chunks + 2), ("llm", lambda wf: 0 if wf.mode == "normal" else 1))),
+    Job("write_qa", ("2", "3"), fanout=(("llm", lambda wf: len(wf.qa_types)),)),
+    Job("verify_qa", (VERIFY,), fanout=(("llm", lambda wf: 2), ("vlm", lambda wf: 1)), reads=("0", "3")),
 )}
 
 def last_job(steps: tuple[str, ...]) -> str:
@@ -225,9 +251,21 @@ def estimate_path(results_dir: str) -> str:
 
 def cache_path(results_dir: str) -> str:
     """The caches shared by every job and run: ``responses/`` (answers), ``frames/``,
-    ``uploads/`` (Gemini Files API records), ``slots/`` (call slots) and ``ledger/`` (what
-    the calls cost), each laid out by its own module."""
+    ``uploads/`` (Gemini Files API records) and ``ledger/`` (what the calls cost), each
+    laid out by its own module."""
     return os.path.join(results_dir, ".cache")
+
+
+def shard_path(results_dir: str, index: int | str = "{shard}", shards: int | str = "{shards}") -> str:
+    """The marker a shard run writes when its videos are done (``shards/<i>-of-<n>.json``)."""
+    return os.path.join(results_dir, "shards", f"{index}-of-{shards}.json")
+
+
+def manifest_path(results_dir: str, shard: int | None = None, shards: int = 1) -> str:
+    """The video manifest the main process writes (:mod:`video_reasoning.manifest`):
+    ``videos.sqlite``, or ``videos-<i>-of-<n>.sqlite`` for shard ``i`` of ``n``."""
+    name = "videos.sqlite" if shard is None else f"videos-{shard}-of-{shards}.sqlite"
+    return os.path.join(cache_path(results_dir), name)
 
 
 REPORT_FOLDER = "report"

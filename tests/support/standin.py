@@ -16,6 +16,8 @@ import base64
 import hashlib
 import json
 import re
+import select
+import socket
 import subprocess
 import tempfile
 import threading
@@ -104,6 +106,8 @@ class StandIn:
         self.models = set(SERVED)  # model names the preflight finds served
         self.lock = threading.Lock()
         self.requests: list[dict] = []
+        self.sent: list[tuple[float, str]] = []      # (monotonic time, SHA-256 of the body) of every POST
+        self.answered: list[tuple[float, str]] = []  # the same, when a model call was answered 200
         self.uploads: dict[str, dict] = {}
         self.sessions: dict[str, dict] = {}
         self.script: list[str] = []   # faults for the next model calls, consumed in order
@@ -150,6 +154,9 @@ class StandIn:
             def do_POST(self):
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length) if length else b""
+                self.body_sha = hashlib.sha256(raw).hexdigest()
+                with outer.lock:
+                    outer.sent.append((time.monotonic(), self.body_sha))
                 try:
                     outer._dispatch(self, raw)
                 except BrokenPipeError:
@@ -413,6 +420,22 @@ class StandIn:
               "usage": usage}
         self._respond(h, "openai", bool(kinds), sha, text, ok, prompt)
 
+    @staticmethod
+    def _wait_unless_gone(h, seconds: float) -> bool:
+        """Wait ``seconds``; False as soon as the client closes its connection (as a server
+        notices a cancelled request), so a killed job's call stops counting as in flight."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            readable, _, _ = select.select([h.connection], [], [], left)
+            if readable:
+                try:
+                    if h.connection.recv(1, socket.MSG_PEEK) == b"":
+                        return False
+                except OSError:
+                    return False
+                time.sleep(min(left, 0.01))  # more bytes (a pipelined request): keep waiting
+        return True
+
     def _respond(self, h, kind: str, with_media: bool, sha: str | None, text: str, ok: dict, prompt: str = "") -> None:
         """Answer a model call after ``latency`` seconds: ``ok``, or the next scripted fault.
         Tracks calls in flight, with and without video, for the concurrency tests."""
@@ -421,10 +444,12 @@ class StandIn:
             self.in_flight[slot] += 1
             self.max_in_flight[slot] = max(self.max_in_flight[slot], self.in_flight[slot])
         try:
-            if self.latency:
-                time.sleep(self.latency)
+            if self.latency and not self._wait_unless_gone(h, self.latency):
+                return  # the client went away (its job was killed): nothing to answer
             if not self._reply_fault(h, self._next_fault(sha, prompt), kind, text):
                 h._send(200, ok)
+                with self.lock:
+                    self.answered.append((time.monotonic(), h.body_sha))
         finally:
             with self.lock:
                 self.in_flight[slot] -= 1
