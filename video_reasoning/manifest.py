@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+import stat
 import tempfile
 from collections import Counter
 from collections.abc import Iterator, Mapping
@@ -31,9 +32,10 @@ from video_reasoning.inputs import VideoEntry, shard_number
 def file_size(path: str) -> int | None:
     """The byte size of ``path`` when it is a regular file, else None (one ``stat``)."""
     try:
-        return os.stat(path).st_size if path and os.path.isfile(path) else None
+        st = os.stat(path) if path else None
     except OSError:
         return None
+    return st.st_size if st is not None and stat.S_ISREG(st.st_mode) else None
 
 
 def write_manifest(path: str, entries: list[VideoEntry], shards: int = 1) -> None:
