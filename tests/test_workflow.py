@@ -145,6 +145,9 @@ def test_openai_backend_full_run(tmp_path, standin, long_video):
     ({"data": {"video_root": "no_such_folder"}}, "no_such_folder"),
     ({"data": {"video_root": "videos"}, "export": {"splits": {"train": 0.8, "val": 0.1}}}, "sum to 1"),
     ({"data": {"video_root": "videos"}, "export": {"splits": {"train/a": 0.5, "b": 0.5}}}, "train/a"),
+    ({"data": {"video_root": "videos"}, "workflow": {"qa_types": ["mcq", "long_reasoning"]}},
+     "raise max_video_length_sec"),
+    ({"data": {"video_root": "videos"}, "long_video": {"clip_sec": 1}}, "clip_sec"),
     ({"data": {"video_root": "videos"}, "vlm": {"backend": "openai", "openai": {
         "base_url": "http://127.0.0.1:9/v1", "model_name": "m"}}}, "cannot connect to 127.0.0.1:9"),
     ({"data": {"video_root": "videos"}, "vlm": {"backend": "openai", "openai": {"base_url": "http://127.0.0.1:9/v1"}}},

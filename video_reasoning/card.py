@@ -98,6 +98,7 @@ def card(summary: dict, settings: Settings, tasks: list[str], prompt_set: str, p
              f"- Verification: checks {', '.join(ver.checks()) or 'none'}; policy `{ver.policy}` (items failing a "
              "check are " + ("dropped" if ver.policy == "drop" else "kept and flagged") + "). The blind probe asks "
              "the LLM without the video; the grounded re-answer asks the VLM with it.",
+             *([_long_line(settings)] if settings.long_path() else []),
              f"- Duplicate videos: exact copies annotated once; near-duplicates `{settings.data.near_duplicates}`.",
              "", "## Counts", "",
              _table(["videos", "count"], [[k, t[k]] for k in ("videos", "annotated", "rejected", "unsuitable",
@@ -173,6 +174,17 @@ for f in files:
     roots.append(root if os.path.isabs(root) else os.path.join(os.path.dirname(f), root))
 dataset = TaoVlReasonV1_0CosmosRLConversationDataset(files, media_roots=roots, response_mode="think")
 print(len(dataset), "conversations")"""
+
+
+def _long_line(settings: Settings) -> str:
+    """The card's line on the long-video path (LongVideo-Reason's recipe, seed 002)."""
+    lv, wf = settings.long_video, settings.workflow
+    return (f"- Long videos (over {lv.threshold(wf):g} s, LongVideo-Reason's recipe): every {lv.clip_sec:g} s clip "
+            f"captioned ({lv.clips_per_request} clips per VLM request at {lv.sample_fps:g} frames/s), the captions "
+            f"merged into a timeline, summarised per {lv.segment_sec:g} s segment when over "
+            f"{lv.timeline_token_budget} tokens; `long_reasoning` questions connect events at least "
+            f"{lv.min_event_gap_sec:g} s apart; reasoning traces "
+            + ("rewritten by the LLM without captions or raw times." if lv.reformat else "as the LLM wrote them."))
 
 
 def prompt_set_name(settings: Settings) -> str:

@@ -141,8 +141,10 @@ class WorkflowSettings(_Strict):
     long_video_threshold_sec: float = Field(60, gt=0, description="longer media is shown as sampled frames (s)")
     long_video_sample_fps: float = Field(0.5, gt=0, description="frame sampling rate (frames/s)")
     long_video_max_frames: int = Field(60, ge=1, description="frames per call at most")
-    qa_types: tuple[QATypeName, ...] = Field(tuple(QA_TYPES), min_length=1, json_schema_extra={"uniqueItems": True},
-                                             description="QA types to write")
+    qa_types: tuple[QATypeName, ...] = Field(tuple(q for q in QA_TYPES if QA_TYPES[q].default), min_length=1,
+                                             json_schema_extra={"uniqueItems": True},
+                                             description="QA types to write (TAO's eight by default; "
+                                             "`long_reasoning`, ours, for videos on the long-video path)")
     items_per_type: int = Field(3, ge=1, le=10, description="(ours) QA items kept per video and QA type after "
                                 "verification, where the model supplies them (with verification on, step 3 "
                                 "asks for half as many again and the best are kept)")
@@ -202,6 +204,33 @@ class VerificationSettings(_Strict):
         """The checks that run, by name (``blind_probe``, ``grounded_reanswer``, ``judge``,
         ``structure``, ``duplicates``)."""
         return tuple(name for name in self.CHECKS if getattr(self, name))
+
+
+class LongVideoSettings(_Strict):
+    """(ours) The long-video path (LongVideo-Reason's recipe, seed 002) for videos longer than
+    ``threshold_sec``: clip captions merged into a timeline instead of TAO's chunks."""
+
+    threshold_sec: Optional[float] = Field(None, gt=0, description="videos longer than this take the long-video "
+                                           "path (s; null: max_chunks x the largest chunk_duration_options "
+                                           "entry, 300 s by default); raise workflow.max_video_length_sec too")
+    clip_sec: float = Field(10, ge=2, description="clip length (s): every clip of the video gets a caption")
+    clips_per_request: int = Field(30, ge=1, le=120, description="consecutive clips captioned in one VLM request "
+                                   "(one window of the video; a 1 h video at 10 s x 30 is 12 requests)")
+    sample_fps: float = Field(0.2, gt=0, description="frames per second the VLM sees of a clip window (0.2: two "
+                          "frames per 10 s clip, 60 per 30-clip request)")
+    timeline_token_budget: int = Field(6000, ge=200, description="tokens the timeline may take in a step-2/3 "
+                                       "prompt (estimated at 4 characters per token); over it, the LLM "
+                                       "summarises each segment and the prompts carry the summaries")
+    segment_sec: float = Field(300, ge=30, description="segment length of the summaries (s)")
+    min_event_gap_sec: float = Field(60, ge=0, description="a long_reasoning question connects events at least "
+                                     "this far apart (s; checked, re-asked otherwise)")
+    reformat: bool = Field(False, description="the LLM rewrites each reasoning trace of a long video's items "
+                           "for fluency, without captions or raw times (one call per QA type; the original "
+                           "kept in the step-3 record)")
+
+    def threshold(self, wf: WorkflowSettings) -> float:
+        """Seconds above which a video takes the long-video path."""
+        return self.threshold_sec or wf.max_chunks * max(wf.chunk_duration_options)
 
 
 class DataSettings(_Strict):
@@ -280,6 +309,8 @@ class Settings(_Strict):
     verification: VerificationSettings = Field(VerificationSettings(), description="(ours) checks between "
                                                "steps 3 and 4; they run whenever step 4 does")
     export: ExportSettings = Field(ExportSettings(), description="(ours) how the dataset refers to its videos")
+    long_video: LongVideoSettings = Field(LongVideoSettings(), description="(ours) the long-video path: clip "
+                                          "captions, a timeline, long-video QA")
     license: Optional[str] = Field("", description="written to each task file's metadata")
     description_extra: Optional[str] = Field("", description="appended to each task file's description")
     prompts_module: Optional[str] = Field("", description="a TAO prompts module (a PROMPT_TEMPLATES dict)")
@@ -289,6 +320,13 @@ class Settings(_Strict):
                                       "output}} in USD per 1M tokens; adds to or overrides the built-in prices "
                                       "of the default models (video_reasoning/costs.py); a model without a price "
                                       "costs 'unknown'")
+
+
+    def long_path(self) -> bool:
+        """True when a video may take the long-video path: ``workflow.max_video_length_sec``
+        admits videos longer than ``long_video``'s threshold (not with TAO's defaults, 300 s
+        both)."""
+        return self.workflow.max_video_length_sec > self.long_video.threshold(self.workflow)
 
 
 class Spec(_Strict):
@@ -390,6 +428,14 @@ def check_config(settings: Settings) -> None:
     if ver.judge and not ver.grounded_reanswer:
         raise ConfigError("video_reasoning_annotation.verification.judge needs verification.grounded_reanswer "
                           "(the judge compares each answer with what the VLM saw): turn both on, or judge off.")
+    wf = settings.workflow
+    long_only = [q for q in wf.qa_types if QA_TYPES[q].long_only]
+    if long_only and not settings.long_path():
+        raise ConfigError(
+            f"video_reasoning_annotation.workflow.qa_types: {', '.join(long_only)} is written only for videos longer "
+            f"than long_video's threshold ({settings.long_video.threshold(wf):g} s), which "
+            f"workflow.max_video_length_sec ({wf.max_video_length_sec:g} s) rejects: raise max_video_length_sec "
+            "(e.g. 7200) or lower long_video.threshold_sec, or remove it from qa_types.")
     if settings.workflow.max_cost_usd is not None:
         from video_reasoning.costs import prices  # costs builds on this module
 

@@ -4,7 +4,9 @@
 input, length limit, duplicates), and plans each accepted video's calls exactly as the
 steps make them (:mod:`video_reasoning.pipeline`): combined or TAO's separate calls, one
 call per chunk of the chunk plan, the highlight for anomaly videos, one call per QA type,
-the verification calls. Media tokens follow Gemini's documented rates
+the verification calls; on the long-video path (:mod:`video_reasoning.long_video`) one call
+per clip window, the segment summaries when the timeline exceeds its budget, the reformat
+calls and one grounded re-answer per item with evidence events. Media tokens follow Gemini's documented rates
 (:mod:`video_reasoning.costs`); text input tokens are the prompt templates at 4 characters
 per token plus the captions and items they carry, at the expected output sizes of
 :data:`EXPECTED_OUTPUT` (assumptions, not measurements); the upper bound takes every
@@ -23,11 +25,12 @@ import os
 from dataclasses import dataclass
 from typing import Optional
 
+from video_reasoning import long_video
 from video_reasoning import media as mediamod
 from video_reasoning.config import Settings
 from video_reasoning.costs import GEMINI_DEFAULT_FPS, Usage, cost_usd, gemini_media_tokens, prices
 from video_reasoning.inputs import VideoEntry
-from video_reasoning.prompts import VERIFICATION_KEYS, PromptSet, combined
+from video_reasoning.prompts import LONG_VIDEO_KEYS, VERIFICATION_KEYS, PromptSet, combined
 from video_reasoning.qa_types import QA_TYPES
 from video_reasoning.records import ProbeRecord, RecordError, Status, read_record
 from video_reasoning.steps import VERIFY, step_path
@@ -36,7 +39,8 @@ from video_reasoning.steps import VERIFY, step_path
 #: and verification answers.
 EXPECTED_OUTPUT = {"screening": 120, "filter": 40, "classification": 120, "captions": 700, "global": 200,
                    "dense": 500, "chunk": 150, "highlight_time": 80, "highlight_caption": 250, "description": 700,
-                   "qa_item": 150, "blind_item": 15, "grounded_item": 40, "judge_item": 50}
+                   "qa_item": 150, "blind_item": 15, "grounded_item": 40, "judge_item": 50,
+                   "clip_caption": 60, "reformat_item": 120}
 #: Characters per text token (the usual rule of thumb for English).
 CHARS_PER_TOKEN = 4
 #: Per-call latencies (s) the wall-time table is given for.
@@ -98,7 +102,15 @@ def plan_video(settings: Settings, prompts: PromptSet, probe: mediamod.Probe, mo
             vlm("1a", f"{mode}_global_caption", dur, E["global"])
             vlm("1a", f"{mode}_dense_caption", dur, E["dense"])
         captions += E["global"] + E["dense"]
-    if "1b" in steps:
+    lv = settings.long_video
+    long = long_video.is_long(settings, dur)
+    if "1b" in steps and long:  # clip windows at their own rate; the timeline is ~ their captions
+        key = LONG_VIDEO_KEYS["clips"]
+        for w in long_video.clip_windows(dur, lv.clip_sec, lv.clips_per_request):
+            out.append(Planned("1b", "vlm", key, tpl[key] + 8 * len(w), len(w) * E["clip_caption"],
+                               w[-1][1] - w[0][0], lv.sample_fps, probe.has_audio))
+            captions += len(w) * E["clip_caption"]
+    elif "1b" in steps:
         chunk_s = mediamod.select_chunk_duration(dur, wf.chunk_duration_options, wf.max_chunks)
         for s, e in mediamod.plan_chunks(dur, chunk_s):
             vlm("1b", f"{mode}_chunk_caption", e - s, E["chunk"])
@@ -109,22 +121,38 @@ def plan_video(settings: Settings, prompts: PromptSet, probe: mediamod.Probe, mo
         vlm("1c", "highlight_chunk_caption", e - s, E["highlight_caption"])
         captions += E["highlight_caption"]
     if "2" in steps:
+        timeline = (len(long_video.clip_windows(dur, lv.clip_sec, 1)) * E["clip_caption"]) if long else 0
+        if long and timeline > lv.timeline_token_budget:  # segment summaries replace the timeline
+            spans = long_video.segment_windows(dur, lv.segment_sec)
+            summary = math.ceil(long_video.summary_words(lv.timeline_token_budget, len(spans)) * 1.3)
+            for _ in spans:
+                llm("2", LONG_VIDEO_KEYS["segment"], math.ceil(timeline / len(spans)), summary)
+            captions += len(spans) * summary - timeline
         llm("2", f"{mode}_description", captions, E["description"])
     n_items = _items(settings)
+    qa_types = [q for q in wf.qa_types if long or not QA_TYPES[q].long_only]
     if "3" in steps:
-        for q in wf.qa_types:
+        for q in qa_types:
             llm("3", QA_TYPES[q].prompt_key(mode), captions + E["description"], n_items * E["qa_item"])
+            if long and lv.reformat:
+                llm("3", LONG_VIDEO_KEYS["reformat"], n_items * E["qa_item"], n_items * E["reformat_item"])
     if VERIFY in steps:
         ver = settings.verification
-        kinds = [QA_TYPES[q].verify for q in wf.qa_types]
+        kinds = [QA_TYPES[q].verify for q in qa_types]
         choice = n_items * sum(k in ("choice", "yes_no") for k in kinds)
         opened = n_items * sum(k == "open" for k in kinds)
         if ver.blind_probe and choice:
             for _ in range(2):
                 llm(VERIFY, VERIFICATION_KEYS["blind_probe"], choice * 60, choice * E["blind_item"])
-        if ver.grounded_reanswer:
-            vlm(VERIFY, VERIFICATION_KEYS["grounded_reanswer"], dur, n_items * len(kinds) * E["grounded_item"],
-                n_items * len(kinds) * 80)
+        windowed = [q for q in qa_types if long and "evidence" in QA_TYPES[q].item.model_fields]
+        whole = len(qa_types) - len(windowed)
+        if ver.grounded_reanswer and whole:
+            vlm(VERIFY, VERIFICATION_KEYS["grounded_reanswer"], dur, n_items * whole * E["grounded_item"],
+                n_items * whole * 80)
+        if ver.grounded_reanswer:  # one call per item with evidence, over the span of its events (about)
+            span = min(dur, lv.min_event_gap_sec + 2 * lv.clip_sec + 10)
+            for _ in range(n_items * len(windowed)):
+                vlm(VERIFY, VERIFICATION_KEYS["grounded_reanswer"], span, E["grounded_item"], 80)
         if ver.judge and ver.grounded_reanswer and opened:
             llm(VERIFY, VERIFICATION_KEYS["judge"], opened * 200, opened * E["judge_item"])
     return out
@@ -147,6 +175,8 @@ def critical_path(plan: list[Planned]) -> int:
             rounds += 2
         elif step == VERIFY:
             rounds += 1 + any(p.key == VERIFICATION_KEYS["judge"] for p in calls)
+        elif step in ("2", "3"):  # segment summaries before the description; the reformat after the items
+            rounds += 1 + any(p.key in (LONG_VIDEO_KEYS["segment"], LONG_VIDEO_KEYS["reformat"]) for p in calls)
         else:
             rounds += 1
     return rounds

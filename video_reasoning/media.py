@@ -1,9 +1,10 @@
 """Everything that touches video files: probe, chunk plan, highlight window, cuts, frames.
 
 A video is probed once (step 0); the :class:`Probe` is stored in its step-0 file and every
-later step reuses it, so no step runs ffprobe on the same file again. Cuts and frame
-samples are single ffmpeg processes: all chunks of a video in one decode pass (or stream
-copy where keyframes sit on the boundaries), all sampled frames in one process.
+later step reuses it, so no step runs ffprobe on the same file again. Cuts are single
+ffmpeg processes: all chunks of a video in one decode pass (or stream copy where keyframes
+sit on the boundaries); the sampled frames of a window are one decode pass, or seeks in
+memory-bounded batches.
 :class:`MediaRef` names the video or window a model call shows; :class:`MediaPrep` turns
 it into what a backend sends (frames cached for every job, clips cut on demand).
 """
@@ -321,6 +322,18 @@ def cut_clips(p: Probe, windows: list[tuple[float, float]], out_dir: str) -> lis
 #: only choose between seeking per frame and decoding the window once.
 DECODE_MS_PER_MEGAPIXEL = 1.7
 OPEN_INPUT_MS = 30.0
+#: Memory one seeking input of an ffmpeg process holds (its decoder and frame buffers), in MB
+#: per megapixel of frame, and the most all inputs of one process may hold: samples taken by
+#: seeking go in batches of as many inputs as fit, one process per batch. Measured with
+#: ffmpeg 5.1 (bench 8: 60 seeking inputs on 1280x720 H.264 peaked at 1,420 MB, ~26 MB per
+#: megapixel each).
+SEEK_MB_PER_MEGAPIXEL = 26.0
+SEEK_MEMORY_MB = 256.0
+
+
+def seek_batch(p: Probe) -> int:
+    """Seeking inputs per ffmpeg process for frames of ``p``'s size (at least 1)."""
+    return max(1, int(SEEK_MEMORY_MB / (SEEK_MB_PER_MEGAPIXEL * max(p.width * p.height, 1) / 1e6)))
 
 
 def sample_times(start: float, end: float, fps: float, max_frames: int, frame_interval: float = 0.0) -> list[float]:
@@ -344,12 +357,13 @@ def frames_decoded_by_seeking(p: Probe, times: list[float]) -> float:
 
 def sample_frames(p: Probe, start: float, end: float, fps: float, max_frames: int,
                   out_dir: str, max_width: int = 1280) -> list[tuple[float, str]]:
-    """Sample frames of ``[start, end]`` (s) at ``fps`` (at most ``max_frames``) in one ffmpeg run.
+    """Sample frames of ``[start, end]`` (s) at ``fps`` (at most ``max_frames``) with ffmpeg.
 
     The run either decodes the window once through an ``fps`` filter, or, when the probe's
     keyframe index says it is cheaper (sparse samples, dense keyframes, large frames), opens
     the file once per sample time with input-side seeking, each seek decoding only from the
-    keyframe before its time. Returns
+    keyframe before its time, in batches of :func:`seek_batch` inputs per process so memory
+    stays within :data:`SEEK_MEMORY_MB` however many frames are taken. Returns
     ``(time_s, jpeg_path)`` pairs in the source video's clock; frames wider than
     ``max_width`` pixels are scaled down (aspect kept).
 
@@ -361,13 +375,16 @@ def sample_frames(p: Probe, start: float, end: float, fps: float, max_frames: in
     scale = ("scale", f"min({max_width},iw)", -2)
     frame_ms = DECODE_MS_PER_MEGAPIXEL * p.width * p.height / 1e6
     seek_ms = frames_decoded_by_seeking(p, times) * frame_ms + len(times) * OPEN_INPUT_MS
+    batch = seek_batch(p)
+    seek_ms += (math.ceil(len(times) / batch) - 1) * OPEN_INPUT_MS  # one more process per batch
     if seek_ms < (end - start) * max(p.fps, 1.0) * frame_ms:
-        outs = []
-        for i, t in enumerate(times):
-            src = ffmpeg.input(p.path, ss=f"{t:.3f}")
-            outs.append(ffmpeg.output(src.video.filter(*scale), os.path.join(out_dir, f"frame_{i + 1:05d}.jpg"),
-                                      vframes=1, **{"q:v": 4}))
-        _run(ffmpeg.merge_outputs(*outs).overwrite_output())
+        for first in range(0, len(times), batch):
+            outs = []
+            for i, t in enumerate(times[first:first + batch], start=first):
+                src = ffmpeg.input(p.path, ss=f"{t:.3f}")
+                outs.append(ffmpeg.output(src.video.filter(*scale), os.path.join(out_dir, f"frame_{i + 1:05d}.jpg"),
+                                          vframes=1, **{"q:v": 4}))
+            _run(ffmpeg.merge_outputs(*outs).overwrite_output())
     else:
         rate = sample_fps(end - start, fps, max_frames)
         src = ffmpeg.input(p.path, ss=f"{start:.3f}", t=f"{end - start:.3f}")
@@ -410,12 +427,15 @@ class MediaRef:
         start, end: window in seconds of the source; None means the whole video.
         clip_path: a local file already holding exactly that window (cut in advance for
             several calls); not part of the request's identity.
+        fps: frames per second to show (the long-video path's clip windows); None: the
+            backend's default for video, ``long_video_sample_fps`` for long media.
     """
 
     probe: Probe
     start: float | None = None
     end: float | None = None
     clip_path: str | None = None
+    fps: float | None = None
 
     @property
     def window(self) -> tuple[float, float]:
@@ -429,8 +449,9 @@ class MediaRef:
         return e - s
 
     def identity(self) -> dict:
-        """What identifies the media of a request: content hash and window."""
-        return {"sha256": self.probe.sha256, "start": self.start, "end": self.end}
+        """What identifies the media of a request: content hash, window and (when set) rate."""
+        out = {"sha256": self.probe.sha256, "start": self.start, "end": self.end}
+        return {**out, "fps": self.fps} if self.fps else out
 
 
 class MediaPrep:
@@ -456,11 +477,15 @@ class MediaPrep:
         self._locks_guard = threading.Lock()
 
     def is_long(self, media: MediaRef) -> bool:
-        """True when ``media`` is shown as sampled frames rather than as video."""
-        return media.length > self.threshold_s
+        """True when ``media`` is shown as sampled frames rather than as video: longer than
+        the threshold, or with its own rate (``media.fps``)."""
+        return bool(media.fps) or media.length > self.threshold_s
 
     def sampling(self, media: MediaRef) -> dict | None:
-        """``{"fps": frames per second}`` for long media, None for media sent as video."""
+        """``{"fps": frames per second}`` for long media or media with its own rate, None for
+        media sent as video at the backend's default rate."""
+        if media.fps:
+            return {"fps": media.fps}
         if not self.is_long(media):
             return None
         return {"fps": sample_fps(media.length, self.sample_fps, self.max_frames)}
@@ -474,16 +499,32 @@ class MediaPrep:
 
         Extracted once per video, window and rate (one ffmpeg process) into
         ``<cache>/frames/<sha256>-<start>-<end>-<rate>/`` and reused by every call and job.
+        A window with its own rate (``media.fps``, the long-video path) takes its frames from
+        one sampling of the whole video at that rate: one decode pass for all windows.
         """
+        if media.fps and (media.start is not None or media.end is not None):
+            whole = self.frames(MediaRef(media.probe, fps=media.fps))
+            s, e = media.window
+            return [(t, path) for t, path in whole if s - 1e-6 <= t < e - 1e-6] or whole[-1:]
         s, e = media.window
+        if media.fps:  # the whole video at its own rate: every frame
+            folder = os.path.join(self.cache_dir, "frames", f"{media.probe.sha256[:32]}-all-{media.fps:.6f}")
+            return self._sampled(folder, media.probe, s, e, media.fps, math.ceil((e - s) * media.fps) + 1)
         rate = sample_fps(e - s, self.sample_fps, self.max_frames)
         folder = os.path.join(self.cache_dir, "frames", f"{media.probe.sha256[:32]}-{s:.3f}-{e:.3f}-{rate:.6f}")
+        return self._sampled(folder, media.probe, s, e, self.sample_fps, self.max_frames)
+
+    def _sampled(self, folder: str, p: Probe, s: float, e: float, fps: float, max_frames: int):
         with self._lock(folder):
             index = read_json(os.path.join(folder, "frames.json"))
             if index is None:
                 os.makedirs(os.path.dirname(folder), exist_ok=True)
                 tmp = tempfile.mkdtemp(dir=os.path.dirname(folder), prefix=".tmp-")
-                frames = sample_frames(media.probe, s, e, self.sample_fps, self.max_frames, tmp)
+                try:
+                    frames = sample_frames(p, s, e, fps, max_frames, tmp)
+                except MediaError:
+                    shutil.rmtree(tmp, ignore_errors=True)
+                    raise
                 index = [[t, os.path.basename(path)] for t, path in frames]
                 atomic_write_json(os.path.join(tmp, "frames.json"), index)
                 try:

@@ -215,6 +215,15 @@ class LocalizationItem(Answer):
                 "reasoning": block["reasoning"] or block["answer"]}
 
 
+class LongMCQItem(MCQItem):
+    """(ours) A long-video multiple-choice question in the manner of LongVideo-Reason (seed
+    002): one of its four reasoning kinds, and the events (two or more, with times) the
+    question connects; the reasoning walks through them in time order."""
+
+    kind: Literal["temporal", "goal", "spatial", "plot"]
+    evidence: list[TimedEvent] = Field(min_length=2)
+
+
 @functools.cache
 def items_answer(item: type[Answer], max_items: int = 16) -> type[Answer]:
     """The answer model of a QA call: ``{"items": [item, ...]}`` with 1 to ``max_items``
@@ -227,6 +236,41 @@ def items_answer(item: type[Answer], max_items: int = 16) -> type[Answer]:
 
 
 MCQAnswer = items_answer(MCQItem)
+
+
+# ---------------------------------------------------------------- long videos (ours)
+
+
+class ClipCaption(Answer):
+    """The caption of one clip, by the number the prompt gives it."""
+
+    clip: int
+    caption: str = Field(min_length=1)
+
+
+class ClipCaptionsAnswer(Answer):
+    """Captions of consecutive clips of a long video, one per clip the prompt lists."""
+
+    captions: list[ClipCaption] = Field(min_length=1)
+
+
+class SegmentSummaryAnswer(Answer):
+    """A summary of one segment (e.g. five minutes) of a long video's timeline."""
+
+    summary: str = Field(min_length=1)
+
+
+class Rewrite(Answer):
+    """One reasoning trace rewritten, by the item's id in the prompt."""
+
+    id: int
+    reasoning: str = Field(min_length=1)
+
+
+class ReformatAnswer(Answer):
+    """The reasoning-reformat pass: every item's reasoning rewritten."""
+
+    rewrites: list[Rewrite] = Field(min_length=1)
 
 
 # ---------------------------------------------------------------- verification answers

@@ -26,8 +26,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Optional
 
+from video_reasoning import long_video, progress, verification
 from video_reasoning import media as mediamod
-from video_reasoning import progress, verification
 from video_reasoning.client import ModelClient, Reply, scrub
 from video_reasoning.config import Settings, api_key_for, secrets_in_use, settings_from_config
 from video_reasoning.costs import prices
@@ -35,7 +35,14 @@ from video_reasoning.duplicates import Match, exact_copy_of, match_of
 from video_reasoning.manifest import Manifest
 from video_reasoning.media import MediaRef
 from video_reasoning.models import ClassificationAnswer, FilterAnswer, ScreeningAnswer
-from video_reasoning.prompts import VERIFICATION_KEYS, PromptSet, combined, load_prompts, model_for_key
+from video_reasoning.prompts import (
+    LONG_VIDEO_KEYS,
+    VERIFICATION_KEYS,
+    PromptSet,
+    combined,
+    load_prompts,
+    model_for_key,
+)
 from video_reasoning.providers.base import Request
 from video_reasoning.qa_types import QA_TYPES
 from video_reasoning.records import (
@@ -47,6 +54,7 @@ from video_reasoning.records import (
     ProbeRecord,
     QARecord,
     Record,
+    Segment,
     Status,
     VerificationRecord,
     read_record,
@@ -69,6 +77,9 @@ from video_reasoning.steps import (
 from video_reasoning.store import atomic_write_json, read_json
 
 log = logging.getLogger("video_reasoning")
+#: Most threads a step starts for its calls (the long-video path may have hundreds of
+#: windows); the call slots bound the calls in flight well below it.
+MAX_THREADS = 32
 
 
 @dataclass
@@ -197,10 +208,22 @@ def _context(job: Job) -> dict:
         "global_caption": (a.global_caption if a else "") or "N/A",
         "dense_caption": dense,
         "dense_section": f"Timestamped events:\n{dense}",
-        "chunk_captions_str": render_chunks(b.chunks) if b and b.chunks else "N/A",
+        "chunk_captions_str": _chunk_text(b, d),
         "highlight_section": highlight,
         "step_2_output": render_description(d.description) if d and d.description else "N/A",
     }
+
+
+def _chunk_text(b: ChunkRecord | None, d: DescriptionRecord | None) -> str:
+    """The ``{chunk_captions_str}`` placeholder: TAO's chunk captions; on the long-video path
+    the clip timeline, or its segment summaries when step 2 made them."""
+    if not b or not b.chunks:
+        return "N/A"
+    if not b.long_video:
+        return render_chunks(b.chunks)
+    if d and d.segments:
+        return long_video.render_segments(d.segments)
+    return long_video.timeline(b.chunks)
 
 
 # ---------------------------------------------------------------- steps
@@ -287,6 +310,8 @@ def step1a(job: Job) -> CaptionRecord:
 def step1b(job: Job) -> ChunkRecord:
     """Chunk the video (smallest ``chunk_duration_options`` entry giving at most ``max_chunks``)
     and caption every chunk with the VLM, the calls side by side within the call slots."""
+    if long_video.is_long(job.settings, job.probe.duration):
+        return clip_captions(job)
     wf = job.settings.workflow
     probe, mode = job.probe, job.mode
     chunk_s = mediamod.select_chunk_duration(probe.duration, wf.chunk_duration_options, wf.max_chunks)
@@ -306,6 +331,39 @@ def step1b(job: Job) -> ChunkRecord:
               for i, ((s, e), r) in enumerate(zip(windows, replies))]
     return ChunkRecord(status=Status.DONE, mode=mode, chunk_duration=chunk_s, chunks=chunks,
                        calls=[r.record() for r in replies])
+
+
+def clip_captions(job: Job) -> ChunkRecord:
+    """Step 1b on the long-video path: every ``long_video.clip_sec`` clip of the video
+    captioned by the VLM, ``clips_per_request`` consecutive clips per request (one window of
+    the video shown at ``long_video.sample_fps``: for Gemini the one upload with offsets; for
+    OpenAI-compatible servers frames from one sampling pass over the video), the requests
+    side by side within the call slots. Clips are the record's chunks (``long_video``)."""
+    lv = job.settings.long_video
+    probe = job.probe
+    windows = long_video.clip_windows(probe.duration, lv.clip_sec, lv.clips_per_request)
+    firsts = [1 + sum(len(w) for w in windows[:i]) for i in range(len(windows))]
+    key = LONG_VIDEO_KEYS["clips"]
+
+    def ask(i: int) -> Reply:
+        w, first = windows[i], firsts[i]
+        values = {"start": f"{w[0][0]:g}", "end": f"{w[-1][1]:g}", "num_clips": str(len(w)),
+                  "clip_sec": f"{lv.clip_sec:g}", "clips": long_video.render_clips(w, first)}
+        return job.ask(vlm, key, values, MediaRef(probe, w[0][0], w[-1][1], fps=lv.sample_fps),
+                       check=long_video.clips_check(list(range(first, first + len(w)))))
+
+    vlm = job.client("vlm", "1b")
+    try:
+        with ThreadPoolExecutor(max_workers=min(len(windows), MAX_THREADS)) as pool:  # the call slots bound them
+            replies = list(pool.map(ask, range(len(windows))))
+    finally:
+        vlm.close()
+    chunks = []
+    for w, first, r in zip(windows, firsts, replies):
+        by_clip = {c["clip"]: c["caption"] for c in r.answer["captions"]}
+        chunks += [Chunk(index=first + i - 1, start=s, end=e, caption=by_clip[first + i]) for i, (s, e) in enumerate(w)]
+    return ChunkRecord(status=Status.DONE, mode=job.mode, chunk_duration=lv.clip_sec, chunks=chunks,
+                       long_video=True, calls=[r.record() for r in replies])
 
 
 def _precut(job: Job, vlm: ModelClient, key: str, values: dict, refs: list[MediaRef]) -> list[MediaRef]:
@@ -345,13 +403,45 @@ def step1c(job: Job) -> HighlightRecord:
 
 
 def step2(job: Job) -> DescriptionRecord:
-    """The LLM's structured description of the video from all captions."""
+    """The LLM's structured description of the video from all captions. On the long-video
+    path, when the clip timeline exceeds ``long_video.timeline_token_budget`` tokens, first a
+    summary of each ``segment_sec`` segment (LLM calls side by side), which the description
+    and step 3 read instead of the timeline."""
+    b = job.records.get("1b")
     llm = job.client("llm", "2")
+    calls, segments, timeline_tokens = [], [], 0
     try:
-        r = job.ask(llm, f"{job.mode}_description", _context(job), check=_within(job.probe.duration))
+        if b and b.long_video:
+            timeline_tokens = long_video.tokens(long_video.timeline(b.chunks))
+            if timeline_tokens > job.settings.long_video.timeline_token_budget:
+                segments, calls = _segment_summaries(job, llm, b)
+        ctx = _context(job)
+        if segments:
+            ctx["chunk_captions_str"] = long_video.render_segments(segments)
+        r = job.ask(llm, f"{job.mode}_description", ctx, check=_within(job.probe.duration))
     finally:
         llm.close()
-    return DescriptionRecord(status=Status.DONE, mode=job.mode, description=r.answer, calls=[r.record()])
+    return DescriptionRecord(status=Status.DONE, mode=job.mode, description=r.answer, calls=[*calls, r.record()],
+                             timeline_tokens=timeline_tokens, segments=segments)
+
+
+def _segment_summaries(job: Job, llm: ModelClient, b: ChunkRecord) -> tuple[list[Segment], list]:
+    """One summary per ``long_video.segment_sec`` segment of the timeline, each short enough
+    that all fit the token budget (checked, re-asked otherwise)."""
+    lv = job.settings.long_video
+    spans = long_video.segment_windows(job.probe.duration, lv.segment_sec)
+    words = long_video.summary_words(lv.timeline_token_budget, len(spans))
+
+    def ask(span: tuple[float, float]) -> Reply:
+        s, e = span
+        values = {"start": f"{s:g}", "end": f"{e:g}", "max_words": str(words),
+                  "timeline": long_video.segment_timeline(b.chunks, s, e) or "N/A"}
+        return job.ask(llm, LONG_VIDEO_KEYS["segment"], values, check=long_video.summary_check(words))
+
+    with ThreadPoolExecutor(max_workers=min(len(spans), MAX_THREADS)) as pool:  # the call slots bound the calls
+        replies = list(pool.map(ask, spans))
+    segments = [Segment(start=s, end=e, summary=r.answer["summary"]) for (s, e), r in zip(spans, replies)]
+    return segments, [r.record() for r in replies]
 
 
 def items_to_write(settings: Settings) -> int:
@@ -366,71 +456,106 @@ def step3(job: Job, qa_types: list[str]) -> dict[str, QARecord]:
     call slots. Structure problems (times past the end, a length-outlier key, ...) are sent
     back to the LLM to fix (:func:`video_reasoning.verification.generation_fix`).
 
-    Each QA type stands alone: a type whose call failed for good (or was blocked) gets a
-    ``failed`` (``blocked``) record with the error, the others their items.
+    On the long-video path ``long_reasoning`` items whose evidence events are closer than
+    ``long_video.min_event_gap_sec`` are sent back too, and with ``long_video.reformat`` each
+    QA type's reasoning traces are rewritten by one more call (originals kept in the
+    record). A ``long_only`` type on a shorter video gets a ``not_applicable`` record at no
+    cost. Each QA type stands alone: a type whose call failed for good (or was blocked) gets
+    a ``failed`` (``blocked``) record with the error, the others their items.
     """
     probe, mode = job.probe, job.mode
-    ctx = {**_context(job), "num_items": str(items_to_write(job.settings))}
+    lv = job.settings.long_video
+    long = long_video.is_long(job.settings, probe.duration)
+    ctx = {**_context(job), "num_items": str(items_to_write(job.settings)),
+           "min_event_gap": f"{lv.min_event_gap_sec:g}"}
     fix = "structure" in job.settings.verification.checks()
+    out = {q: _blank("3", q, job, Status.NOT_APPLICABLE,
+                     f"{probe.duration:.1f} s is not longer than long_video's threshold "
+                     f"({lv.threshold(job.settings.workflow):g} s)")
+           for q in qa_types if QA_TYPES[q].long_only and not long}
+    todo = [q for q in qa_types if q not in out]
     llm = job.client("llm", "3")
-    out = {}
+
+    def write(q: str) -> QARecord:
+        check = (long_video.generation_fix(q, probe.duration, lv.min_event_gap_sec, fix) if long else
+                 verification.generation_fix(q, probe.duration) if fix else None)
+        r = job.ask(llm, QA_TYPES[q].prompt_key(mode), ctx, fix=check)
+        rec = QARecord(status=Status.DONE, qa_type=q, mode=mode, video_id=job.vid, path=job.video_path,
+                       sha256=probe.sha256, duration=probe.duration, items=r.answer["items"], calls=[r.record()])
+        return _reformat(job, llm, rec) if long and lv.reformat else rec
+
     try:
-        with ThreadPoolExecutor(max_workers=len(qa_types)) as pool:  # the call slots bound the calls
-            futures = {q: pool.submit(job.ask, llm, QA_TYPES[q].prompt_key(mode), ctx,
-                                      fix=verification.generation_fix(q, probe.duration) if fix else None)
-                       for q in qa_types}
+        with ThreadPoolExecutor(max_workers=max(len(todo), 1)) as pool:  # the call slots bound the calls
+            futures = {q: pool.submit(write, q) for q in todo}
             for q, f in futures.items():
                 try:
-                    r = f.result()
+                    out[q] = f.result()
                 except ModelCallError as exc:  # BlockedError included
                     status = Status.BLOCKED if isinstance(exc, BlockedError) else Status.FAILED
                     out[q] = _blank("3", q, job, status, str(exc))
-                    continue
-                out[q] = QARecord(status=Status.DONE, qa_type=q, mode=mode, video_id=job.vid, path=job.video_path,
-                                  sha256=probe.sha256, duration=probe.duration, items=r.answer["items"],
-                                  calls=[r.record()])
     finally:
         llm.close()
     return out
+
+
+def _reformat(job: Job, llm: ModelClient, rec: QARecord) -> QARecord:
+    """``long_video.reformat``: the LLM rewrites every reasoning trace of ``rec`` for fluency,
+    keeping its facts, without captions or raw times (checked, re-asked otherwise); the
+    originals go to ``original_reasoning``."""
+    kind = QA_TYPES[rec.qa_type].verify
+    r = job.ask(llm, LONG_VIDEO_KEYS["reformat"],
+                {"items": long_video.render_reformat(rec.items, lambda it: verification.key_text(kind, it))},
+                check=long_video.reformat_check(len(rec.items)))
+    rewritten = {w["id"]: w["reasoning"] for w in r.answer["rewrites"]}
+    items = [{**it, "reasoning": rewritten[n]} for n, it in enumerate(rec.items, start=1)]
+    return rec.model_copy(update={"items": items, "original_reasoning": [it["reasoning"] for it in rec.items],
+                                  "calls": [*rec.calls, r.record()]})
 
 
 def step_verify(job: Job) -> VerificationRecord:
     """Check every step-3 item of the video (:mod:`video_reasoning.verification`): structure
     without a call; the two blind probes (LLM) and the grounded re-answer (VLM, whole video)
     side by side, each one call for all items; then the judge (LLM, one call) on the
-    open-ended items. At most four calls per video."""
+    open-ended items. At most four calls per video, and on a long video one more per item
+    with evidence events (its grounded re-answer over the window they span)."""
     ver = job.settings.verification
     probe = job.probe
     cands = verification.candidates(job.qa)
     checks = {c.id: verification.result(c) for c in cands}
     rec = VerificationRecord(status=Status.DONE, video_id=job.vid, path=job.video_path, sha256=probe.sha256,
                              duration=probe.duration, checks=list(ver.checks()))
+    lv = job.settings.long_video
     if "structure" in rec.checks:
         for c in cands:
-            for problem in verification.structure_problems(c.kind, c.item, probe.duration):
+            problems = verification.structure_problems(c.kind, c.item, probe.duration)
+            if c.item.get("evidence"):
+                problems += long_video.gap_problems(c.item, probe.duration, lv.min_event_gap_sec)
+            for problem in problems:
                 verification.fail(checks[c.id], "structure", problem)
     blind = verification.blind_items(cands) if ver.blind_probe else []
     grounded = cands if ver.grounded_reanswer else []
+    groups = _grounded_groups(job, grounded)
     llm = job.client("llm", VERIFY)
     vlm = job.client("vlm", VERIFY)
     try:
-        with ThreadPoolExecutor(max_workers=verification.BLIND_PROBES + 1) as pool:  # the call slots bound them
+        with ThreadPoolExecutor(max_workers=verification.BLIND_PROBES + len(groups)) as pool:  # slots bound them
             probes = [pool.submit(job.ask, llm, VERIFICATION_KEYS["blind_probe"],
                                   {"items": verification.render_blind(blind, p)}, check=verification.blind_check(blind))
                       for p in range(verification.BLIND_PROBES)] if blind else []
-            seen = pool.submit(job.ask, vlm, VERIFICATION_KEYS["grounded_reanswer"],
-                               {"items": verification.render_grounded(grounded),
-                                "video_length": f"{probe.duration:.1f}"},
-                               MediaRef(probe), check=verification.grounded_check(grounded)) if grounded else None
+            seen = [(group, pool.submit(job.ask, vlm, VERIFICATION_KEYS["grounded_reanswer"],
+                                        {"items": verification.render_grounded(group),
+                                         "video_length": f"{probe.duration:.1f}"},
+                                        media, check=verification.grounded_check(group)))
+                    for media, group in groups]
             probes = [f.result() for f in probes]
-            seen = seen.result() if seen else None
+            seen = [(group, f.result()) for group, f in seen]
         for p in probes:
             rec.calls.append(p.record())
         _score_blind(blind, probes, checks)
         answers = {}
-        if seen:
-            rec.calls.append(seen.record())
-            answers = _score_grounded(grounded, seen, ver.min_iou, checks)
+        for group, reply in seen:
+            rec.calls.append(reply.record())
+            answers.update(_score_grounded(group, reply, ver.min_iou, checks))
         opened = [c for c in grounded if c.kind == "open"]
         if ver.judge and opened:
             judged = job.ask(llm, VERIFICATION_KEYS["judge"], {"items": verification.render_judge(opened, answers)},
@@ -442,6 +567,28 @@ def step_verify(job: Job) -> VerificationRecord:
         vlm.close()
     rec.items = list(checks.values())
     return rec
+
+
+#: Seconds of video shown before the first and after the last evidence event of a
+#: long-video item in its grounded re-answer.
+EVIDENCE_PAD_S = 5.0
+
+
+def _grounded_groups(job: Job, grounded: list) -> list[tuple[MediaRef, list]]:
+    """The grounded re-answer's calls: ``(media, items)``. Items with evidence events on a
+    long video are each asked over the window their events span (padded by
+    :data:`EVIDENCE_PAD_S`); every other item in one call over the whole video."""
+    probe = job.probe
+    long = long_video.is_long(job.settings, probe.duration)
+    windowed = [c for c in grounded if long and c.item.get("evidence")]
+    rest = [c for c in grounded if c not in windowed]
+    groups = [(MediaRef(probe), rest)] if rest else []
+    for c in windowed:
+        ev = c.item["evidence"]
+        start = max(0.0, min(e["start_sec"] for e in ev) - EVIDENCE_PAD_S)
+        end = min(probe.duration, max(e["end_sec"] for e in ev) + EVIDENCE_PAD_S)
+        groups.append((MediaRef(probe, round(start, 3), round(end, 3)) if end - start >= 2 else MediaRef(probe), [c]))
+    return groups
 
 
 def _score_blind(blind, probes: list[Reply], checks: dict) -> None:

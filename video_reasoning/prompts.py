@@ -28,13 +28,16 @@ from video_reasoning.models import (
     CaptionAnswer,
     CaptionsAnswer,
     ClassificationAnswer,
+    ClipCaptionsAnswer,
     DenseCaptionAnswer,
     DescriptionAnswer,
     FilterAnswer,
     GroundedAnswer,
     HighlightTimeAnswer,
     JudgeAnswer,
+    ReformatAnswer,
     ScreeningAnswer,
+    SegmentSummaryAnswer,
 )
 from video_reasoning.qa_types import QA_TYPES
 from video_reasoning.steps import VERIFY
@@ -42,10 +45,13 @@ from video_reasoning.steps import VERIFY
 MODES = ("anomaly", "normal")
 
 _QA_CONTEXT = ("video_length", "global_caption", "dense_caption", "chunk_captions_str", "step_2_output",
-               "num_items")
+               "num_items", "min_event_gap")
 
 #: The verification step's prompt keys, by check (ours; TAO has no such step).
 VERIFICATION_KEYS = {"blind_probe": "blind_probe", "grounded_reanswer": "grounded_reanswer", "judge": "answer_judge"}
+#: The long-video path's prompt keys (ours; LongVideo-Reason's recipe, seed 002), by use.
+LONG_VIDEO_KEYS = {"clips": "long_clip_captions", "segment": "long_segment_summary",
+                   "reformat": "long_reasoning_reformat"}
 
 
 @dataclass(frozen=True)
@@ -199,6 +205,27 @@ DEFAULT_PROMPTS: dict[str, str] = {
         "reasoning_leads_to_answer - the reasoning is about the video's events and arrives at the proposed "
         "answer. Give a one-sentence note.\n\n{items}"
     ),
+    "long_clip_captions": (
+        "This part of a long video runs from {start} s to {end} s. It is divided into {num_clips} consecutive "
+        "clips of about {clip_sec} s each:\n{clips}\n\nCaption every clip, by its number: who and what is "
+        "visible (with colours and positions), what they do and what changes within the clip. Name the same "
+        "actors the same way in every clip so events can be followed across clips. Describe only what is "
+        "visible in each clip's own time span."
+    ),
+    "long_segment_summary": (
+        "Below is the timeline of the part of a long video from {start} s to {end} s, one line per short clip. "
+        "Summarise this part in at most {max_words} words: the actors, what they do in order, what changes, "
+        "and anything that starts here and may matter later. Keep the times of the key events in seconds "
+        "from the start of the video. Use only what the timeline says.\n\n{timeline}"
+    ),
+    "long_reasoning_reformat": (
+        "Below are questions about a video, each with its answer and a reasoning trace. Rewrite each reasoning "
+        "trace so it reads as fluent, logical step-by-step thinking by someone who watched the video: keep "
+        "every fact and the conclusion, keep the order of events, and say when things happen in words "
+        "(early on, later, near the end, after the crash) instead of seconds or clock times. Never mention "
+        "captions, descriptions, timelines or clips. Give the rewritten reasoning for every item, by its id."
+        "\n\n{items}"
+    ),
     "normal_description": (
         "Combine the captions of a {video_length}-second video into one structured description: the "
         "setting, the actors, a timeline of events with start and end seconds and a short summary; "
@@ -229,7 +256,11 @@ def _keys() -> dict[str, PromptKey]:
                                                                  "dense_caption"))
     for qa in QA_TYPES.values():
         for m in MODES:
-            keys[qa.prompt_key(m)] = PromptKey(qa.answer_model, _QA_CONTEXT)
+            keys[qa.prompt_key(m)] = PromptKey(qa.answer_model, _QA_CONTEXT, tao=qa.tao)
+    lv = LONG_VIDEO_KEYS
+    keys[lv["clips"]] = PromptKey(ClipCaptionsAnswer, ("start", "end", "num_clips", "clip_sec", "clips"), tao=False)
+    keys[lv["segment"]] = PromptKey(SegmentSummaryAnswer, ("start", "end", "max_words", "timeline"), tao=False)
+    keys[lv["reformat"]] = PromptKey(ReformatAnswer, ("items",), tao=False)
     v = VERIFICATION_KEYS
     keys[v["blind_probe"]] = PromptKey(BlindProbeAnswer, ("items",), tao=False)
     keys[v["grounded_reanswer"]] = PromptKey(GroundedAnswer, ("items", "video_length"), tao=False)
@@ -393,14 +424,16 @@ def step_prompt_keys(step: str, settings: Settings) -> list[str]:
         if combined("1a", settings):
             return [f"{m}_captions" for m in modes]
         return [f"{m}_{k}" for m in modes for k in ("global_caption", "dense_caption")]
+    long = [LONG_VIDEO_KEYS["clips"]] if settings.long_path() else []
     if step == "1b":
-        return [f"{m}_chunk_caption" for m in modes]
+        return [f"{m}_chunk_caption" for m in modes] + long
     if step == "1c":
         return ["highlight_timestamp_extraction", "highlight_chunk_caption"]
     if step == "2":
-        return [f"{m}_description" for m in modes]
+        return [f"{m}_description" for m in modes] + ([LONG_VIDEO_KEYS["segment"]] if long else [])
     if step == "3":
-        return sorted({QA_TYPES[q].prompt_key(m) for m in modes for q in wf.qa_types})
+        reformat = [LONG_VIDEO_KEYS["reformat"]] if long and settings.long_video.reformat else []
+        return sorted({QA_TYPES[q].prompt_key(m) for m in modes for q in wf.qa_types}) + reformat
     if step == VERIFY:
         checks = settings.verification.checks()
         return sorted(VERIFICATION_KEYS[c] for c in checks if c in VERIFICATION_KEYS)

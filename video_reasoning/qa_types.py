@@ -19,7 +19,16 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from video_reasoning.models import Answer, BCQItem, LocalizationItem, MCQItem, OpenItem, WindowItem, items_answer
+from video_reasoning.models import (
+    Answer,
+    BCQItem,
+    LocalizationItem,
+    LongMCQItem,
+    MCQItem,
+    OpenItem,
+    WindowItem,
+    items_answer,
+)
 
 LETTERS = "ABCD"
 
@@ -60,6 +69,10 @@ class QAType:
             ``choice`` (four options and a key letter: blind probe and grounded re-answer),
             ``yes_no`` (the same), ``window`` (start/end seconds: grounded re-answer, IoU) or
             ``open`` (free text: grounded re-answer, then the judge).
+        default: in ``workflow.qa_types`` by default (TAO's eight types).
+        long_only: written for videos on the long-video path only (``long_video``); a
+            shorter video gets a ``not_applicable`` record at no cost.
+        tao: a TAO ``prompts_module`` may provide its prompt (else ours, in JSON).
     """
 
     name: str
@@ -69,6 +82,9 @@ class QAType:
     mode_free: bool = False
     to_items: ToItems | None = None
     verify: str = "open"
+    default: bool = True
+    long_only: bool = False
+    tao: bool = True
 
     @property
     def answer_model(self) -> type[Answer]:
@@ -110,8 +126,9 @@ def qa_type_of_task(name: str) -> QAType:
 
 
 def all_tasks(qa_types=None) -> list[str]:
-    """Task names of ``qa_types`` (default: every registered type), in registry order."""
-    return [t.name for name in (qa_types or QA_TYPES) for t in QA_TYPES[name].tasks]
+    """Task names of ``qa_types`` (default: the default types, TAO's), in registry order."""
+    return [t.name for name in (qa_types or [q for q in QA_TYPES if QA_TYPES[q].default])
+            for t in QA_TYPES[name].tasks]
 
 
 # ---------------------------------------------------------------- dataset items
@@ -150,6 +167,12 @@ def _mcq_items(it: dict, q: str, base: dict) -> dict[str, dict]:
     return {"mcq": {**_plain(base), "question": _with("mcq", body), "answer": LETTERS[k]},
             "mcq_openended": {**_plain(base), "question": _with("mcq_openended", body),
                               "answer": f"{LETTERS[k]}. {options[k]}"}}
+
+
+def _long_items(it: dict, q: str, base: dict) -> dict[str, dict]:
+    mcq = _mcq_items(it, q, base)["mcq"]
+    return {"long_video_reasoning": {**mcq, "question": mcq["question"].replace(
+        task("mcq").instruction, task("long_video_reasoning").instruction)}}
 
 
 def _bcq_items(it: dict, q: str, base: dict) -> dict[str, dict]:
@@ -239,3 +262,21 @@ register(QAType(
     "order and any anomaly; the reasoning explains how the events connect. Write {num_items} items, "
     "each from a different angle (the whole video, its first and its second half, the actors' goals).",
     mode_free=True))
+
+# ---------------------------------------------------------------- ours: long videos (LongVideo-Reason, seed 002)
+
+register(QAType(
+    "long_reasoning", LongMCQItem,
+    (Task("long_video_reasoning", "Long-video reasoning: multiple-choice questions whose answer connects events "
+          "far apart in a long video (temporal, goal and purpose, spatial, plot and narrative); the answer is "
+          "the correct option's letter.", "Answer with the option's letter only."),),
+    "You write multiple-choice reasoning questions about a long video for a video-reasoning dataset. "
+    "Each question needs at least two events of the timeline that lie at least {min_event_gap} s apart "
+    "and cannot be answered from either alone; list them as evidence with their start and end seconds. "
+    "Spread the questions over four kinds: temporal (order, duration, what changed between two moments), "
+    "goal (what an actor is trying to achieve, judged from actions far apart), spatial (where things are "
+    "or went, from views at different times) and plot (how the story develops, causes and consequences). "
+    "Each has four options of similar length, exactly one correct and named by its letter; the reasoning "
+    "goes through the evidence in time order, one short paragraph per time span, and says why the other "
+    "options fail. Write {num_items} questions",
+    mode_free=True, to_items=_long_items, verify="choice", default=False, long_only=True, tao=False))

@@ -110,6 +110,15 @@ class ChunkRecord(Record):
     mode: Optional[Mode] = None
     chunk_duration: float = 0.0
     chunks: list[Chunk] = Field(default_factory=list)
+    long_video: bool = False  # the long-video path: chunks are clips of long_video.clip_sec, captioned in windows
+
+
+class Segment(BaseModel):
+    """(long videos) The LLM's summary of one segment of the timeline, seconds ``start`` to ``end``."""
+
+    start: float
+    end: float
+    summary: str
 
 
 class HighlightRecord(Record):
@@ -127,6 +136,8 @@ class DescriptionRecord(Record):
 
     mode: Optional[Mode] = None
     description: Optional[DescriptionAnswer] = None
+    timeline_tokens: int = 0  # (long videos) the clip timeline's estimated tokens (4 characters each)
+    segments: list[Segment] = Field(default_factory=list)  # (long videos) when the timeline exceeds its budget
 
 
 class QARecord(Record):
@@ -139,6 +150,7 @@ class QARecord(Record):
     sha256: str = ""
     duration: float = 0.0
     items: list[dict[str, Any]] = Field(default_factory=list)
+    original_reasoning: list[str] = Field(default_factory=list)  # (long_video.reformat) by item, before the rewrite
 
 
 class ItemCheck(BaseModel):

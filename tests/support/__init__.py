@@ -16,8 +16,8 @@ import yaml
 
 from support.standin import FAULT_CYCLE, StandIn, fake_from_schema
 
-__all__ = ["API_KEY", "FAULT_CYCLE", "REPO", "StandIn", "clip", "copy", "fake_from_schema", "load", "loop_video",
-           "run_workflow", "sha256", "write_spec"]
+__all__ = ["API_KEY", "FAULT_CYCLE", "REPO", "StandIn", "clip", "copy", "fake_from_schema", "load", "make_long_video",
+           "loop_video", "run_workflow", "sha256", "write_spec"]
 
 REPO = Path(__file__).resolve().parent.parent.parent
 API_KEY = "sk-test-SECRET-4242424242424242"
@@ -45,6 +45,44 @@ def loop_video(src: str, out: Path, seconds: float) -> str:
     """``src`` looped (stream copy) into ``out``, ``seconds`` long."""
     subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-stream_loop", "-1", "-i", src,
                     "-t", str(seconds), "-c", "copy", str(out)], check=True)
+    return str(out)
+
+
+#: Bundled clips the long test video is made of, and how each segment is made to look
+#: different from the others (ffmpeg filters), so no two neighbouring segments match.
+_LONG_SOURCES = ("bigbuckbunny.mp4", "bikes.mp4", "carphone_pristine.mp4")
+_LONG_LOOKS = ("null", "hflip", "negate", "hue=h=90", "vflip", "hue=h=200,eq=contrast=1.4", "edgedetect",
+               "hue=s=0", "transpose=clock,transpose=cclock,hue=h=300", "eq=brightness=0.15")
+
+
+def make_long_video(out: Path, minutes: float, segment_s: float = 120, size: str = "192x108", fps: int = 5) -> str:
+    """A ``minutes``-long H.264 video made with ffmpeg from the bundled clips: segments of
+    ``segment_s`` seconds, each one clip (in turn, scaled once to ``size`` at ``fps``) looped
+    with its own look (flips, colours, edges), joined by the concat demuxer (stream copy).
+    Returns its path."""
+    out = Path(out)
+    parts = out.parent / f".{out.stem}-parts"
+    parts.mkdir(parents=True, exist_ok=True)
+    w, h = size.split("x")
+    x264 = ["-c:v", "libx264", "-preset", "ultrafast", "-crf", "32", "-g", str(fps * 2), "-pix_fmt", "yuv420p"]
+    ff = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y"]
+    bases = []
+    for i, name in enumerate(_LONG_SOURCES):
+        base = parts / f"base_{i}.mp4"
+        subprocess.run([*ff, "-i", clip(name), "-an", "-vf",
+                        f"scale={w}:{h}:force_original_aspect_ratio=disable,setsar=1,fps={fps}", *x264, str(base)],
+                       check=True)
+        bases.append(base)
+    names = []
+    for k in range(int(round(minutes * 60 / segment_s))):
+        seg = parts / f"seg_{k:03d}.mp4"
+        subprocess.run([*ff, "-stream_loop", "-1", "-i", str(bases[k % len(bases)]), "-t", str(segment_s),
+                        "-vf", _LONG_LOOKS[k % len(_LONG_LOOKS)], *x264, str(seg)], check=True)
+        names.append(f"file '{seg.name}'")
+    (parts / "list.txt").write_text("\n".join(names) + "\n", encoding="utf-8")
+    subprocess.run([*ff, "-f", "concat", "-safe", "0", "-i", str(parts / "list.txt"), "-c", "copy", str(out)],
+                   check=True)
+    shutil.rmtree(parts)
     return str(out)
 
 
