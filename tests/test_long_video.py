@@ -25,7 +25,7 @@ from support import (
     run_workflow,
     write_spec,
 )
-from video_reasoning import long_video, pipeline
+from video_reasoning import long_video, pipeline, report
 from video_reasoning.config import Settings
 from video_reasoning.qa_types import all_tasks
 from video_reasoning.records import Chunk, Segment
@@ -184,6 +184,7 @@ def test_long_video_units():
     assert long_video.gap_problems({"evidence": [ev(0, 10), ev(200, 210)]}, 600, 60) == []
     assert "[gap]" in long_video.gap_problems({"evidence": [ev(0, 10), ev(30, 40)]}, 600, 60)[0]
     assert "[time]" in long_video.gap_problems({"evidence": [ev(0, 10), ev(900, 910)]}, 600, 60)[0]
+    assert report.item_time({"question": "Why?", "evidence": [ev(100, 110), ev(300, 310)]}, 600) == 105
     assert long_video.leaks("Early on the dog runs; later it sleeps.") == []
     assert len(long_video.leaks("The caption says at 12.5 s and at 03:20 the dog runs.")) == 3
 

@@ -352,10 +352,13 @@ def _file_uri(results_dir: str, rel: str) -> str:
 
 def item_time(item: dict, duration: float) -> float:
     """The moment (s) a dataset item is about: the middle of its window when it has one,
-    else the first time its question or reasoning names inside the video, else the
-    video's middle."""
+    else of its first evidence event (long_reasoning), else the first time its question or
+    reasoning names inside the video, else the video's middle."""
     if "start_sec" in item and "end_sec" in item:
         return (item["start_sec"] + item["end_sec"]) / 2
+    if item.get("evidence"):
+        first = item["evidence"][0]
+        return (first["start_sec"] + first["end_sec"]) / 2
     for text in (item.get("question", ""), item.get("reasoning", "")):
         for _, t in seconds_in(text):
             if 0 <= t <= duration:
