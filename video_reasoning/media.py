@@ -497,10 +497,11 @@ class MediaPrep:
     def frames(self, media: MediaRef) -> list[tuple[float, str]]:
         """Sampled frames of ``media``'s window: ``(time_s, jpeg_path)`` pairs.
 
-        Extracted once per video, window and rate (one ffmpeg process) into
+        Extracted once per video, window and rate (:func:`sample_frames`) into
         ``<cache>/frames/<sha256>-<start>-<end>-<rate>/`` and reused by every call and job.
         A window with its own rate (``media.fps``, the long-video path) takes its frames from
-        one sampling of the whole video at that rate: one decode pass for all windows.
+        one sampling of the whole video at that rate (``<sha256>-all-<rate>/``), shared by
+        all windows.
         """
         if media.fps and (media.start is not None or media.end is not None):
             whole = self.frames(MediaRef(media.probe, fps=media.fps))
