@@ -6,10 +6,11 @@ steps make them (:mod:`video_reasoning.pipeline`): combined or TAO's separate ca
 call per chunk of the chunk plan, the highlight for anomaly videos, one call per QA type,
 the verification calls; on the long-video path (:mod:`video_reasoning.long_video`) one call
 per clip window, the segment summaries when the timeline exceeds its budget, the reformat
-calls and one grounded re-answer per item with evidence events. Media tokens follow Gemini's documented rates
-(:mod:`video_reasoning.costs`); text input tokens are the prompt templates at 4 characters
-per token plus the captions and items they carry, at the expected output sizes of
-:data:`EXPECTED_OUTPUT` (assumptions, not measurements); the upper bound takes every
+calls and one grounded re-answer per item with evidence events. Media tokens follow
+Gemini's documented rates (:mod:`video_reasoning.costs`); text input tokens are the prompt
+templates at 4 characters per token (:func:`video_reasoning.long_video.tokens`) plus the
+captions and items they carry, at the expected output sizes of :data:`EXPECTED_OUTPUT`
+(assumptions, not measurements); the upper bound takes every
 output at the configured output limit and, in auto mode, every video as an anomaly.
 
 A video whose step-0 record is already on disk is planned from it (its label, or none when
@@ -41,8 +42,6 @@ EXPECTED_OUTPUT = {"screening": 120, "filter": 40, "classification": 120, "capti
                    "dense": 500, "chunk": 150, "highlight_time": 80, "highlight_caption": 250, "description": 700,
                    "qa_item": 150, "blind_item": 15, "grounded_item": 40, "judge_item": 50,
                    "clip_caption": 60, "reformat_item": 120}
-#: Characters per text token (the usual rule of thumb for English).
-CHARS_PER_TOKEN = 4
 #: Per-call latencies (s) the wall-time table is given for.
 LATENCIES_S = (1, 5, 10, 30)
 
@@ -62,16 +61,12 @@ class Planned:
     audio: bool = False
 
 
-def _tokens(text: str) -> int:
-    return math.ceil(len(text) / CHARS_PER_TOKEN)
-
-
 def plan_video(settings: Settings, prompts: PromptSet, probe: mediamod.Probe, mode: str) -> list[Planned]:
     """The calls one accepted video makes in ``mode`` (``anomaly`` or ``normal``), in step order."""
     wf = settings.workflow
     steps = wf.effective_steps()
     dur = probe.duration
-    tpl = {k: _tokens(v) for k, v in prompts.templates.items()}
+    tpl = {k: long_video.tokens(v) for k, v in prompts.templates.items()}
 
     def fps(seconds: float) -> float:  # Gemini's sampling of media of this length (frames/s)
         if seconds <= wf.long_video_threshold_sec:

@@ -25,9 +25,11 @@ from collections.abc import Callable
 from video_reasoning import verification
 from video_reasoning.config import Settings
 from video_reasoning.media import plan_chunks
+from video_reasoning.qa_types import QA_TYPES
 from video_reasoning.records import Chunk, Segment
 
-#: Characters per token of the estimates (OpenAI's rule of thumb for English text).
+#: Characters per token of the estimates here and in :mod:`video_reasoning.estimate`
+#: (OpenAI's rule of thumb for English text).
 CHARS_PER_TOKEN = 4
 #: Words a reasoning trace may not use after the reformat pass (what the video shows, not how
 #: it was written down).
@@ -136,17 +138,23 @@ def gap_problems(item: dict, duration: float, min_gap: float) -> list[str]:
     return out
 
 
+def item_problems(kind: str, item: dict, duration: float, min_gap: float, structure: bool = True) -> list[str]:
+    """What is wrong with one item of a long video: its structure problems
+    (:func:`video_reasoning.verification.structure_problems`, with ``structure``) and, for an
+    item with evidence events (``long_reasoning``), :func:`gap_problems`."""
+    out = verification.structure_problems(kind, item, duration) if structure else []
+    return out + (gap_problems(item, duration, min_gap) if item.get("evidence") else [])
+
+
 def generation_fix(qa_type: str, duration: float, min_gap: float, structure: bool) -> Callable[[object], list[str]]:
-    """Step 3's re-ask check on a long video: the structure problems (with ``structure``)
-    and, for ``long_reasoning``, :func:`gap_problems`, as ``"item N: [kind] message"``."""
-    base = verification.generation_fix(qa_type, duration) if structure else (lambda answer: [])
+    """Step 3's re-ask check on a long video: :func:`item_problems` of every item of a QA
+    answer, as ``"item N: [kind] message"`` (the form of
+    :func:`video_reasoning.verification.generation_fix`)."""
+    kind = QA_TYPES[qa_type].verify
 
     def problems(answer) -> list[str]:
-        out = base(answer)
-        if qa_type == "long_reasoning":
-            out += [f"item {n + 1}: {p}" for n, it in enumerate(answer.model_dump()["items"])
-                    for p in gap_problems(it, duration, min_gap)]
-        return out
+        return [f"item {n + 1}: {p}" for n, it in enumerate(answer.model_dump()["items"])
+                for p in item_problems(kind, it, duration, min_gap, structure)]
     return problems
 
 

@@ -527,10 +527,7 @@ def step_verify(job: Job) -> VerificationRecord:
     lv = job.settings.long_video
     if "structure" in rec.checks:
         for c in cands:
-            problems = verification.structure_problems(c.kind, c.item, probe.duration)
-            if c.item.get("evidence"):
-                problems += long_video.gap_problems(c.item, probe.duration, lv.min_event_gap_sec)
-            for problem in problems:
+            for problem in long_video.item_problems(c.kind, c.item, probe.duration, lv.min_event_gap_sec):
                 verification.fail(checks[c.id], "structure", problem)
     blind = verification.blind_items(cands) if ver.blind_probe else []
     grounded = cands if ver.grounded_reanswer else []
