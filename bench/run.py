@@ -267,7 +267,8 @@ def bench_utilization(n_videos: int = 20, latency: float = 1.0, workers: int = 4
 def tao_module(folder: Path) -> str:
     """A TAO-style prompts module in ``folder`` (free-text answers, TAO's separate calls)."""
     from video_reasoning.config import Settings
-    from video_reasoning.prompts import PLACEHOLDERS, PROMPT_KEYS, required_keys
+    from video_reasoning.prompts import PLACEHOLDERS, PROMPT_KEYS
+    from video_reasoning.steps import required_prompt_keys as required_keys
 
     keys = [k for k in required_keys(Settings(prompts_module="bench_tao_prompts")) if PROMPT_KEYS[k].tao]
     templates = {k: f"[[{k}]] " + " ".join("{" + p + "}" for p in PLACEHOLDERS[k]) for k in keys}

@@ -23,22 +23,5 @@ rule caption_video:
     params:
         **video_params("caption_video"),
         duplicate=duplicate_param,
-        near_duplicates=SETTINGS.data.near_duplicates,
-        vlm=SETTINGS.vlm.fingerprint(),
-        llm=SETTINGS.llm.fingerprint() if "1c" in STEPS else {},
-        workflow=WF.model_dump(
-            mode="json",
-            include={
-                "mode",
-                "max_video_length_sec",
-                "chunk_duration_options",
-                "max_chunks",
-                "highlight_before_sec",
-                "highlight_after_sec",
-                "long_video_threshold_sec",
-                "long_video_sample_fps",
-                "long_video_max_frames",
-            },
-        ),
     script:
         "../scripts/caption_video.py"

@@ -13,15 +13,8 @@ from video_reasoning import progress
 from video_reasoning import steps as registry
 from video_reasoning.breaker import Breaker
 from video_reasoning.card import prompt_set_name
-from video_reasoning.config import (
-    ConfigError,
-    check_config,
-    scrub_api_keys,
-    settings_from_config,
-    short_hash,
-    unknown_keys,
-)
-from video_reasoning.costs import prices
+from video_reasoning.config import ConfigError, settings_from_config, unknown_keys
+from video_reasoning.keys import scrub_api_keys
 from video_reasoning.inputs import (
     discover,
     media_root_for,
@@ -31,12 +24,11 @@ from video_reasoning.inputs import (
 )
 from video_reasoning.manifest import Manifest, same_size_counts, write_manifest
 from video_reasoning.ledger import RUN_ENV, run_id
-from video_reasoning.preflight import preflight
+from video_reasoning.preflight import check_config, preflight
 from video_reasoning.slots import MACHINE_SLOTS_ENV
-from video_reasoning.prompts import load_prompts, step_prompt_keys
 from video_reasoning.qa_types import all_tasks, qa_type_of_task
 from video_reasoning.records import SCHEMA_VERSION
-from video_reasoning.store import read_json
+from video_reasoning.store import read_json, short_hash
 from video_reasoning.summary import cost_line, run_outcome
 
 # First: a validation error prints the config, which must hold no key.
@@ -52,7 +44,7 @@ R = config["results_dir"]
 # number of videos.
 try:
     SETTINGS = settings_from_config(config)
-    PROMPTS = load_prompts(SETTINGS)
+    PROMPTS = registry.prompt_set(SETTINGS)
     # data.shards: a shard run annotates its videos (steps 0-3, verification) and writes
     # its shard's marker; the merge run (no shard_index) reads every shard's records, with
     # no per-video job in its DAG, and writes the dataset, summary and report.
@@ -83,15 +75,9 @@ QA_TYPES = tuple(WF.qa_types)
 TASKS = all_tasks(QA_TYPES) if "4" in STEPS else []
 # export.splits: split name -> share ({} : no split, one file per task).
 SPLITS = SETTINGS.export.splits
-# The price table of the models in use (a changed price rewrites summary.json's cost).
-PRICES = {
-    m: p.model_dump()
-    for m, p in prices(SETTINGS).items()
-    if m in {SETTINGS.vlm.model, SETTINGS.llm.model}
-}
 # The hash of every prompt template in use (the dataset card names the prompt set by it).
 PROMPT_SET_HASH = short_hash(
-    PROMPTS.digest(k for s in STEPS for k in step_prompt_keys(s, SETTINGS))
+    PROMPTS.digest(k for s in STEPS for k in registry.prompt_keys(s, SETTINGS))
 )
 # One id per snakemake command: the cost ledger tells this run's calls from earlier runs'
 # (job processes inherit it).
@@ -145,21 +131,22 @@ def video_file(wildcards):
     return [path] if path and os.path.isfile(path) else []
 
 
+def settings_params(rule):
+    """The settings ``rule`` reads, as its rerun fingerprint (video_reasoning.steps: a
+    changed one reruns exactly the jobs that read it; never an API key)."""
+    return registry.fingerprint(rule, SETTINGS)
+
+
 def video_params(job):
     """Params every per-video job has: the video, its source, a problem found at discovery,
-    the prompt hashes of the job's steps, the record schema version, and the token of the
-    job's last failure (a new failure reruns the job next time)."""
-    keys = [
-        k
-        for s in registry.JOBS[job].steps
-        if s in STEPS
-        for k in step_prompt_keys(s, SETTINGS)
-    ]
+    the settings and prompt hashes of the job's steps, the record schema version, and the
+    token of the job's last failure (a new failure reruns the job next time)."""
     return {
+        "settings": settings_params(job),
         "video": lambda w: VIDEOS[w.vid].path,
         "source": lambda w: VIDEOS[w.vid].source,
         "problem": lambda w: VIDEOS[w.vid].problem,
-        "prompts": PROMPTS.digest(keys),
+        "prompts": registry.job_prompts(job, SETTINGS, PROMPTS),
         "schema_version": SCHEMA_VERSION,
         "retry": lambda w: registry.failure_token(R, job, w.vid),
     }

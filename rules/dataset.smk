@@ -23,12 +23,7 @@ rule select_items:
         "../envs/video_reasoning.yaml"
     params:
         vids=lambda w: list(VIDEOS),
-        selection=dict(
-            policy=SETTINGS.verification.policy,
-            dedupe=SETTINGS.verification.duplicates,
-            similarity=SETTINGS.verification.duplicate_similarity,
-            per_video=WF.items_per_type,
-        ),
+        settings=settings_params("select_items"),
         schema_version=SCHEMA_VERSION,
     script:
         "../scripts/select_items.py"
@@ -45,11 +40,8 @@ rule write_task:
         "../envs/video_reasoning.yaml"
     params:
         media_root=media_root,
-        media_mode=SETTINGS.export.media_root,
         media_dir=registry.media_path(R),
-        license=SETTINGS.license or "",
-        description_extra=SETTINGS.description_extra or "",
-        splits=SPLITS,
+        settings=settings_params("write_task"),
         schema_version=SCHEMA_VERSION,
     script:
         "../scripts/write_task.py"
@@ -77,8 +69,7 @@ rule summarize:
         qa_types=list(QA_TYPES),
         steps=list(STEPS),
         media_root=media_root,
-        prices=PRICES,
-        max_cost_usd=WF.max_cost_usd,
+        settings=settings_params("summarize"),
     script:
         "../scripts/summarize.py"
 

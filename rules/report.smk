@@ -94,5 +94,6 @@ rule dataset_card:
         tasks=TASKS,
         prompt_set=prompt_set_name(SETTINGS),
         prompt_hash=PROMPT_SET_HASH,
+        settings=settings_params("dataset_card"),
     script:
         "../scripts/dataset_card.py"

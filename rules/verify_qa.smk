@@ -21,17 +21,5 @@ rule verify_qa:
         llm_calls=call_units("verify_qa", "llm"),
     params:
         **video_params("verify_qa"),
-        vlm=SETTINGS.vlm.fingerprint(),
-        llm=SETTINGS.llm.fingerprint(),
-        checks=SETTINGS.verification.model_dump(
-            mode="json",
-            include={
-                "blind_probe",
-                "grounded_reanswer",
-                "judge",
-                "structure",
-                "min_iou",
-            },
-        ),
     script:
         "../scripts/verify_qa.py"

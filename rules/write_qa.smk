@@ -21,6 +21,5 @@ rule write_qa:
         llm_calls=call_units("write_qa", "llm"),
     params:
         **video_params("write_qa"),
-        llm=SETTINGS.llm.fingerprint(),
     script:
         "../scripts/write_qa.py"

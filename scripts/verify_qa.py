@@ -1,5 +1,5 @@
-"""Snakemake script of rule verify_qa (the verification step): see video_reasoning.pipeline."""
+"""Snakemake script of rule verify_qa (the verification step): see video_reasoning.runner."""
 
-from video_reasoning.pipeline import run_job
+from video_reasoning.runner import run_job
 
 run_job(snakemake, "verify_qa")  # noqa: F821 (snakemake is injected by the script directive)

@@ -19,13 +19,12 @@ from video_reasoning.prompts import (
     DEFAULT_PROMPTS,
     PLACEHOLDERS,
     PROMPT_KEYS,
-    load_prompts,
     model_for_key,
     placeholders_in,
-    required_keys,
 )
 from video_reasoning.qa_types import permute_options
 from video_reasoning.records import SelectedItem, SelectionRecord, Status
+from video_reasoning.steps import prompt_set, required_prompt_keys
 
 
 def test_ids_stable_safe_and_unique(tmp_path):
@@ -74,33 +73,33 @@ def test_default_prompts_cover_tao_keys_with_tao_placeholders():
 
 def test_prompt_overrides_and_errors():
     s = Settings(prompts={"anomaly_mcq": "Ask about {step_2_output}"})
-    ps = load_prompts(s)
+    ps = prompt_set(s)
     assert ps.render("anomaly_mcq", step_2_output="X", video_length="3") == "Ask about X"
     assert not ps.tao_keys
     with pytest.raises(ConfigError, match="anomaly_mcqq"):
-        load_prompts(Settings(prompts={"anomaly_mcqq": "x"}))
+        prompt_set(Settings(prompts={"anomaly_mcqq": "x"}))
     with pytest.raises(ConfigError, match="colour"):
-        load_prompts(Settings(prompts={"anomaly_mcq": "x {colour}"}))
+        prompt_set(Settings(prompts={"anomaly_mcq": "x {colour}"}))
     # a template without placeholders is sent as is, braces included
-    raw = load_prompts(Settings(prompts={"video_filtering": 'Answer {"ok": true}'})).render("video_filtering")
+    raw = prompt_set(Settings(prompts={"video_filtering": 'Answer {"ok": true}'})).render("video_filtering")
     assert raw == 'Answer {"ok": true}'
 
 
 def test_prompts_module_drop_in(tmp_path, monkeypatch):
     mod = tmp_path / "my_tao_prompts.py"
     # TAO's keys (with a module, steps 0 and 1a make TAO's separate calls); our verification keys are never asked
-    keys = [k for k in required_keys(Settings(prompts_module="my_tao_prompts")) if PROMPT_KEYS[k].tao]
+    keys = [k for k in required_prompt_keys(Settings(prompts_module="my_tao_prompts")) if PROMPT_KEYS[k].tao]
     assert "video_filtering" in keys and "video_screening" not in keys and "blind_probe" not in keys
     mod.write_text("PROMPT_TEMPLATES = {\n" + "".join(f"    {k!r}: 'custom {k}',\n" for k in keys) + "}\n")
     monkeypatch.syspath_prepend(str(tmp_path))
-    ps = load_prompts(Settings(prompts_module="my_tao_prompts"))
+    ps = prompt_set(Settings(prompts_module="my_tao_prompts"))
     assert ps.is_tao("normal_bcq") and ps.templates["normal_bcq"] == "custom normal_bcq"
     # TAO has no verification: its keys are not asked of the module and keep our JSON templates
     assert not ps.is_tao("blind_probe") and ps.templates["blind_probe"] == DEFAULT_PROMPTS["blind_probe"]
     partial = tmp_path / "partial_prompts.py"
     partial.write_text("PROMPT_TEMPLATES = {'video_filtering': 'x'}\n")
     with pytest.raises(ConfigError, match="lacks the prompt keys.*anomaly_mcq"):
-        load_prompts(Settings(prompts_module="partial_prompts"))
+        prompt_set(Settings(prompts_module="partial_prompts"))
 
 
 def test_parse_tao_blocks():

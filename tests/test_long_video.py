@@ -25,7 +25,7 @@ from support import (
     run_workflow,
     write_spec,
 )
-from video_reasoning import long_video, pipeline, report
+from video_reasoning import long_video, report, verify_step
 from video_reasoning.config import Settings
 from video_reasoning.qa_types import all_tasks
 from video_reasoning.records import Chunk, Segment
@@ -126,7 +126,7 @@ def test_long_video_path_end_to_end(tmp_path, long_clip, backend):
         ver = load(results / "verification" / f"{vid}.json")
         assert len([c for c in ver["calls"] if c["prompt_key"] == "grounded_reanswer"]) == 1 + len(s3["items"])
         if backend == "gemini":
-            pad = pipeline.EVIDENCE_PAD_S
+            pad = verify_step.EVIDENCE_PAD_S
             spans = {(f"{max(0.0, min(e['start_sec'] for e in it['evidence']) - pad):.3f}s",
                       f"{min(duration, max(e['end_sec'] for e in it['evidence']) + pad):.3f}s") for it in s3["items"]}
             seen = {((c["video_metadata"] or {}).get("startOffset"), (c["video_metadata"] or {}).get("endOffset"))

@@ -14,8 +14,10 @@ import yaml
 
 from support import API_KEY, StandIn, assert_dataset_valid, clip, copy, load, run_workflow, write_spec
 from support.model import norm
-from video_reasoning.config import ConfigError, Settings, VerificationSettings, check_config
+from video_reasoning.config import ConfigError, Settings, VerificationSettings
+from video_reasoning.preflight import check_config
 from video_reasoning.records import ItemCheck, Status, VerificationRecord
+from video_reasoning.selection import select
 from video_reasoning.verification import (
     Candidate,
     blind_options,
@@ -23,7 +25,6 @@ from video_reasoning.verification import (
     score_blind,
     score_grounded,
     seconds_in,
-    select,
     structure_problems,
 )
 

@@ -175,7 +175,8 @@ def test_prompts_module_lacking_keys_names_them(tmp_path):
 def test_tao_prompts_module_drop_in(tmp_path, standin):
     """A TAO prompts module (free-text answers in ===== blocks) runs end to end."""
     from video_reasoning.config import Settings
-    from video_reasoning.prompts import PLACEHOLDERS, PROMPT_KEYS, required_keys
+    from video_reasoning.prompts import PLACEHOLDERS, PROMPT_KEYS
+    from video_reasoning.steps import required_prompt_keys as required_keys
 
     copy(clip("bikes.mp4"), tmp_path / "videos" / "bikes.mp4")
     copy(clip("carphone_pristine.mp4"), tmp_path / "videos" / "carphone.mp4")

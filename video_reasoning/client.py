@@ -25,8 +25,9 @@ from pydantic import ValidationError
 
 from video_reasoning.breaker import Breaker, CircuitOpen
 from video_reasoning.cache import ResponseCache, request_key
-from video_reasoning.config import BackendSettings, Price, WorkflowSettings, short_hash
+from video_reasoning.config import BackendSettings, Price, WorkflowSettings
 from video_reasoning.costs import Usage, cost_usd
+from video_reasoning.keys import scrub
 from video_reasoning.ledger import BudgetReached, Ledger
 from video_reasoning.media import MediaPrep
 from video_reasoning.models import parse_tao
@@ -35,6 +36,7 @@ from video_reasoning.providers.base import Endpoint, Finish, Provider, Request, 
 from video_reasoning.records import CallRecord
 from video_reasoning.retry import BlockedError, ModelCallError, PermanentError, RetryableError, call_with_retries
 from video_reasoning.slots import JobSlots
+from video_reasoning.store import short_hash
 
 #: Re-asks a request's ``fix`` problems get before the answer is taken as it is.
 FIX_REASKS = 2
@@ -48,14 +50,6 @@ class Reply(CallRecord):
     def record(self) -> CallRecord:
         """The provenance written into step records."""
         return CallRecord.model_validate(self.model_dump(exclude={"answer"}))
-
-
-def scrub(text: str, secrets: list[str]) -> str:
-    """``text`` with every secret replaced by ``***``."""
-    for s in secrets:
-        if s:
-            text = text.replace(s, "***")
-    return text
 
 
 def _strip_fence(text: str) -> str:

@@ -13,13 +13,8 @@ example); keys whose description starts with "(ours)" are this workflow's extens
 from __future__ import annotations
 
 import difflib
-import hashlib
-import json
-import os
 import re
-import socket
-from typing import Annotated, ClassVar, Literal, Optional
-from urllib.parse import urlparse
+from typing import Annotated, ClassVar, Literal, Optional, get_args, get_origin
 
 from pydantic import (
     BaseModel,
@@ -32,11 +27,13 @@ from pydantic import (
 )
 
 from video_reasoning.qa_types import QA_TYPES
-from video_reasoning.steps import PIPELINE, STEP_NAMES, STEPS, VERIFY
 
-#: Private variables the Snakefile moves spec keys into, so no key stays in ``config``
-#: (Snakemake pickles ``config`` into every script job's preamble).
-ROLE_KEY_ENV = {"vlm": "VRA_VLM_API_KEY", "llm": "VRA_LLM_API_KEY"}
+#: TAO's steps, in pipeline order (what ``workflow.steps`` lists).
+STEP_NAMES = ("0", "1a", "1b", "1c", "2", "3", "4")
+#: The verification step (ours): runs whenever step 4 does.
+VERIFY = "verify"
+#: Every step, in pipeline order (each a :data:`video_reasoning.steps.STEPS` entry but 4).
+PIPELINE = ("0", "1a", "1b", "1c", "2", "3", VERIFY, "4")
 
 QATypeName = Literal[tuple(QA_TYPES)]  # type: ignore[valid-type]  # the registered QA types
 StepName = Literal[STEP_NAMES]  # type: ignore[valid-type]
@@ -351,147 +348,39 @@ def settings_from_config(config: dict) -> Settings:
                                     f"{e['msg'].removeprefix('Value error, ')}" for e in exc.errors())) from None
 
 
-def api_key_for(role: str, block: BackendSettings) -> str:
-    """The API key for the ``vlm`` or ``llm`` role: spec value, else the backend's variable.
-
-    Returns an empty string when none is set. The Snakefile moves spec keys into
-    :data:`ROLE_KEY_ENV` variables, which are read first.
-    """
-    p = block.provider
-    return os.environ.get(ROLE_KEY_ENV[role]) or p.api_key or os.environ.get(p.key_env, "")
 
 
-def unknown_keys(config: dict, model: type[BaseModel] = Spec, where: str = "") -> list[str]:
-    """Keys of ``config`` that ``model`` lacks, each with a close known key when there is one.
-
-    Free-form mappings (``prompts``) are not walked. Returns messages like
-    ``video_reasoning_annotation.worklfow (did you mean 'workflow'?)``.
-    """
-    out = []
-    fields = model.model_fields
-    for key, value in config.items():
-        path = f"{where}.{key}" if where else str(key)
-        if key not in fields:
-            close = difflib.get_close_matches(str(key), list(fields), n=1)
-            out.append(path + (f" (did you mean {close[0]!r}?)" if close else ""))
-            continue
-        sub = fields[key].annotation
-        if isinstance(value, dict) and isinstance(sub, type) and issubclass(sub, BaseModel):
-            out += unknown_keys(value, sub, path)
-    return out
+def _model_at(loc: tuple) -> type[BaseModel] | None:
+    """The model whose fields the spec location ``loc`` (a pydantic error's) lists, walking
+    :class:`Spec`'s annotations (through Optional and dict values)."""
+    tp: object = Spec
+    for part in loc:
+        if isinstance(tp, type) and issubclass(tp, BaseModel) and part in tp.model_fields:
+            tp = tp.model_fields[part].annotation
+        elif get_origin(tp) is dict:
+            tp = get_args(tp)[1]
+        else:
+            return None
+        models = [a for a in (get_args(tp) or (tp,)) if isinstance(a, type) and issubclass(a, BaseModel)]
+        if get_origin(tp) is not dict:
+            tp = models[0] if models else tp
+    return tp if isinstance(tp, type) and issubclass(tp, BaseModel) else None
 
 
-def scrub_api_keys(config: dict) -> None:
-    """Move every ``api_key`` of the spec into a private environment variable, in place.
-
-    After this, ``config`` holds no secret, so neither Snakemake's metadata nor the
-    pickled script preambles under ``.snakemake/`` can leak one. Child processes (the
-    script jobs) inherit the variables.
-    """
-    vra = config.get("video_reasoning_annotation")
-    for role in ("vlm", "llm"):
-        block = vra.get(role) if isinstance(vra, dict) else None
-        if not isinstance(block, dict):
-            continue
-        chosen = block.get("backend", "gemini")
-        for name in ("gemini", "openai"):
-            sub = block.get(name)
-            if not isinstance(sub, dict) or "api_key" not in sub:
-                continue
-            key = sub.get("api_key")
-            if key and isinstance(key, str) and name == chosen:
-                os.environ[ROLE_KEY_ENV[role]] = key
-            sub["api_key"] = ""
-
-
-def secrets_in_use(settings: Settings) -> list[str]:
-    """Every non-empty API key the run may use (for scrubbing them from text)."""
-    keys = {api_key_for(role, getattr(settings, role)) for role in ("vlm", "llm")}
-    return sorted(k for k in keys if k and k != "EMPTY")
-
-
-def roles_in_use(settings: Settings) -> list[str]:
-    """The backends (``vlm``, ``llm``) the run's steps call (from the step registry)."""
-    steps = settings.workflow.effective_steps()
-    return sorted({role for s in steps if s in STEPS for role in STEPS[s].roles}, reverse=True)
-
-
-def check_config(settings: Settings) -> None:
-    """Check what the JSON schema cannot, without a key or a network: inputs given,
-    models named, checks compatible. Keys and endpoints are checked by
-    :func:`video_reasoning.preflight.preflight` when model jobs are about to run.
-
-    Raises:
-        ConfigError: naming the offending key and how to fix it.
-    """
-    ver = settings.verification
-    if ver.judge and not ver.grounded_reanswer:
-        raise ConfigError("video_reasoning_annotation.verification.judge needs verification.grounded_reanswer "
-                          "(the judge compares each answer with what the VLM saw): turn both on, or judge off.")
-    wf = settings.workflow
-    long_only = [q for q in wf.qa_types if QA_TYPES[q].long_only]
-    if long_only and not settings.long_path():
-        raise ConfigError(
-            f"video_reasoning_annotation.workflow.qa_types: {', '.join(long_only)} is written only for videos longer "
-            f"than long_video's threshold ({settings.long_video.threshold(wf):g} s), which "
-            f"workflow.max_video_length_sec ({wf.max_video_length_sec:g} s) rejects: raise max_video_length_sec "
-            "(e.g. 7200) or lower long_video.threshold_sec, or remove it from qa_types.")
-    if settings.workflow.max_cost_usd is not None:
-        from video_reasoning.costs import prices  # costs builds on this module
-
-        table = prices(settings)
-        for role in roles_in_use(settings):
-            model = getattr(settings, role).model
-            if model not in table:
-                raise ConfigError(f"video_reasoning_annotation.workflow.max_cost_usd needs the price of the {role} "
-                                  f"model {model!r}: add video_reasoning_annotation.pricing.{model} with input, "
-                                  "cached_input and output (USD per 1M tokens), e.g. all 0 for your own server.")
-    data = settings.data
-    if not (data.video_root or data.input_jsonl_files):
-        raise ConfigError(
-            "video_reasoning_annotation.data: give data.video_root (a folder of videos) "
-            "or data.input_jsonl_files (JSONL files with a video_path per line), or both."
-        )
-    if data.video_root and not os.path.isdir(data.video_root):
-        raise ConfigError(
-            f"video_reasoning_annotation.data.video_root: {data.video_root!r} is not a folder. "
-            "Point it at the folder holding your videos."
-        )
-    for path in data.input_jsonl_files:
-        if not os.path.isfile(path):
-            raise ConfigError(
-                f"video_reasoning_annotation.data.input_jsonl_files: {path!r} does not exist. "
-                "Fix the path or remove it from the list."
-            )
-    for role in roles_in_use(settings):
-        block: BackendSettings = getattr(settings, role)
-        if block.backend == "openai" and not block.openai.model_name:
-            raise ConfigError(f"video_reasoning_annotation.{role}.openai.model_name is empty: name the model your "
-                              "server serves.")
-
-
-def check_reachable(url: str, key: str, timeout_s: float = 5.0) -> None:
-    """Open (and close) a TCP connection to ``url``'s host and port.
-
-    Raises:
-        ConfigError: when the URL is malformed or nothing accepts connections there,
-            so a wrong ``base_url`` stops the run before any job, not after an hour.
-    """
-    parsed = urlparse(url)
-    if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        raise ConfigError(f"{key}: {url!r} is not an http(s) URL, e.g. http://localhost:8000/v1")
-    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+def unknown_keys(config: dict) -> list[str]:
+    """Keys of a whole spec (``config``) that the spec models lack, from pydantic's own
+    ``extra_forbidden`` errors, each with a close known key when there is one: messages like
+    ``video_reasoning_annotation.worklfow (did you mean 'workflow'?)``. Other mistakes are
+    left to the schema's ``validate()`` and :func:`settings_from_config`."""
     try:
-        with socket.create_connection((parsed.hostname, port), timeout=timeout_s):
-            pass
-    except OSError as exc:
-        raise ConfigError(
-            f"{key}: cannot connect to {parsed.hostname}:{port} ({exc.strerror or exc}). "
-            "Start the server or fix the URL."
-        ) from None
-
-
-def short_hash(obj) -> str:
-    """First 16 hex digits of the SHA-256 of ``obj`` as canonical JSON (or of a str)."""
-    data = obj if isinstance(obj, str) else json.dumps(obj, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(data.encode("utf-8")).hexdigest()[:16]
+        Spec.model_validate(config)
+        return []
+    except ValidationError as exc:
+        errors = [e for e in exc.errors() if e["type"] == "extra_forbidden"]
+    out = []
+    for e in errors:
+        *parent, key = e["loc"]
+        model = _model_at(tuple(parent))
+        close = difflib.get_close_matches(str(key), list(model.model_fields), n=1) if model else []
+        out.append(".".join(map(str, e["loc"])) + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return out

@@ -2,7 +2,8 @@
 
 :func:`estimate` probes every input video (ffprobe), applies step 0's free checks (bad
 input, length limit, duplicates), and plans each accepted video's calls exactly as the
-steps make them (:mod:`video_reasoning.pipeline`): combined or TAO's separate calls, one
+steps make them (:mod:`video_reasoning.caption_steps`, :mod:`video_reasoning.qa_steps`):
+combined or TAO's separate calls, one
 call per chunk of the chunk plan, the highlight for anomaly videos, one call per QA type,
 the verification calls; on the long-video path (:mod:`video_reasoning.long_video`) one call
 per clip window, the segment summaries when the timeline exceeds its budget, the reformat
@@ -154,7 +155,7 @@ def plan_video(settings: Settings, prompts: PromptSet, probe: mediamod.Probe, mo
 
 
 def _items(settings: Settings) -> int:
-    from video_reasoning.pipeline import items_to_write  # the pipeline's own rule
+    from video_reasoning.steps import items_to_write
 
     return items_to_write(settings)
 

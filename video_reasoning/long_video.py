@@ -12,7 +12,8 @@ TAO's steps, for videos longer than ``long_video.threshold_sec``.
   with ``reformat``, one more LLM call per QA type rewrites the reasoning traces without
   captions or raw times.
 
-Pure functions only; the steps that call the models are in :mod:`video_reasoning.pipeline`.
+Pure functions only; the steps that call the models are in :mod:`video_reasoning.caption_steps`
+and :mod:`video_reasoning.qa_steps`.
 Token estimates use 4 characters per token (OpenAI's rule of thumb for English text).
 """
 

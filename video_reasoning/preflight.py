@@ -1,4 +1,6 @@
-"""Before the first model job of a run: is each backend in use there, does it speak its
+"""Checks before any job: the spec's offline checks (:func:`check_config`, at parse time:
+what the JSON schema cannot check, no key or network), then, before the first model job
+of a run, the backends (:func:`preflight`): is each backend in use there, does it speak its
 protocol, accept the key and know the model? One cheap authenticated request per backend,
 made by the Snakefile's ``onstart`` handler (so ``-n``, ``--report``, ``--unlock``,
 ``--summary`` and friends, which run no job, need neither a key nor a server).
@@ -14,8 +16,14 @@ variable to fix; nothing is retried, each request times out after :data:`TIMEOUT
 from __future__ import annotations
 
 import os
+import socket
+from urllib.parse import urlparse
 
-from video_reasoning.config import BackendSettings, ConfigError, Settings, api_key_for, check_reachable
+from video_reasoning.config import BackendSettings, ConfigError, Settings
+from video_reasoning.costs import prices
+from video_reasoning.keys import api_key_for
+from video_reasoning.qa_types import QA_TYPES
+from video_reasoning.steps import roles_in_use
 
 #: Seconds each preflight request may take.
 TIMEOUT_S = 10.0
@@ -107,3 +115,76 @@ def _refused(code: int | None, message: str, url: str, where: str, key_hint: str
                 "endpoint serves, and check that the URL is the API's base URL.")
     return (f"{where}: {url} does not answer like the {protocol} API (HTTP {code}: {message[:200]}). Check the "
             "endpoint URL.")
+
+
+def check_config(settings: Settings) -> None:
+    """Check what the JSON schema cannot, without a key or a network: inputs given,
+    models named, checks compatible. Keys and endpoints are checked by
+    :func:`video_reasoning.preflight.preflight` when model jobs are about to run.
+
+    Raises:
+        ConfigError: naming the offending key and how to fix it.
+    """
+    ver = settings.verification
+    if ver.judge and not ver.grounded_reanswer:
+        raise ConfigError("video_reasoning_annotation.verification.judge needs verification.grounded_reanswer "
+                          "(the judge compares each answer with what the VLM saw): turn both on, or judge off.")
+    wf = settings.workflow
+    long_only = [q for q in wf.qa_types if QA_TYPES[q].long_only]
+    if long_only and not settings.long_path():
+        raise ConfigError(
+            f"video_reasoning_annotation.workflow.qa_types: {', '.join(long_only)} is written only for videos longer "
+            f"than long_video's threshold ({settings.long_video.threshold(wf):g} s), which "
+            f"workflow.max_video_length_sec ({wf.max_video_length_sec:g} s) rejects: raise max_video_length_sec "
+            "(e.g. 7200) or lower long_video.threshold_sec, or remove it from qa_types.")
+    if settings.workflow.max_cost_usd is not None:
+        table = prices(settings)
+        for role in roles_in_use(settings):
+            model = getattr(settings, role).model
+            if model not in table:
+                raise ConfigError(f"video_reasoning_annotation.workflow.max_cost_usd needs the price of the {role} "
+                                  f"model {model!r}: add video_reasoning_annotation.pricing.{model} with input, "
+                                  "cached_input and output (USD per 1M tokens), e.g. all 0 for your own server.")
+    data = settings.data
+    if not (data.video_root or data.input_jsonl_files):
+        raise ConfigError(
+            "video_reasoning_annotation.data: give data.video_root (a folder of videos) "
+            "or data.input_jsonl_files (JSONL files with a video_path per line), or both."
+        )
+    if data.video_root and not os.path.isdir(data.video_root):
+        raise ConfigError(
+            f"video_reasoning_annotation.data.video_root: {data.video_root!r} is not a folder. "
+            "Point it at the folder holding your videos."
+        )
+    for path in data.input_jsonl_files:
+        if not os.path.isfile(path):
+            raise ConfigError(
+                f"video_reasoning_annotation.data.input_jsonl_files: {path!r} does not exist. "
+                "Fix the path or remove it from the list."
+            )
+    for role in roles_in_use(settings):
+        block: BackendSettings = getattr(settings, role)
+        if block.backend == "openai" and not block.openai.model_name:
+            raise ConfigError(f"video_reasoning_annotation.{role}.openai.model_name is empty: name the model your "
+                              "server serves.")
+
+
+def check_reachable(url: str, key: str, timeout_s: float = 5.0) -> None:
+    """Open (and close) a TCP connection to ``url``'s host and port.
+
+    Raises:
+        ConfigError: when the URL is malformed or nothing accepts connections there,
+            so a wrong ``base_url`` stops the run before any job, not after an hour.
+    """
+    parsed = urlparse(url)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        raise ConfigError(f"{key}: {url!r} is not an http(s) URL, e.g. http://localhost:8000/v1")
+    port = parsed.port or (443 if parsed.scheme == "https" else 80)
+    try:
+        with socket.create_connection((parsed.hostname, port), timeout=timeout_s):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"{key}: cannot connect to {parsed.hostname}:{port} ({exc.strerror or exc}). "
+            "Start the server or fix the URL."
+        ) from None

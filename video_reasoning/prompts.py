@@ -21,7 +21,7 @@ import re
 import string
 from dataclasses import dataclass
 
-from video_reasoning.config import ConfigError, Settings, short_hash
+from video_reasoning.config import ConfigError, Settings
 from video_reasoning.models import (
     Answer,
     BlindProbeAnswer,
@@ -40,7 +40,7 @@ from video_reasoning.models import (
     SegmentSummaryAnswer,
 )
 from video_reasoning.qa_types import QA_TYPES
-from video_reasoning.steps import VERIFY
+from video_reasoning.store import short_hash
 
 MODES = ("anomaly", "normal")
 
@@ -358,8 +358,10 @@ def check_template(key: str, text: str) -> None:
             raise ConfigError(f"prompt {key!r}: cannot be filled ({type(exc).__name__}: {exc}); {hint}") from None
 
 
-def load_prompts(settings: Settings) -> PromptSet:
+def load_prompts(settings: Settings, required: list[str] | tuple[str, ...] = ()) -> PromptSet:
     """The prompt set of a run: defaults, else a TAO ``prompts_module``, then spec overrides.
+    ``required``: the prompt keys the run uses (:func:`video_reasoning.steps.prompt_set`
+    passes them), which a ``prompts_module`` must provide where TAO has them.
 
     Raises:
         ConfigError: the module does not import, lacks ``PROMPT_TEMPLATES`` or keys the
@@ -379,7 +381,7 @@ def load_prompts(settings: Settings) -> PromptSet:
         custom = getattr(module, "PROMPT_TEMPLATES", None)
         if not isinstance(custom, dict):
             raise ConfigError(f"video_reasoning_annotation.prompts_module: {name!r} has no PROMPT_TEMPLATES dict.")
-        missing = sorted({k for k in required_keys(settings) if PROMPT_KEYS[k].tao} - set(custom))
+        missing = sorted({k for k in required if PROMPT_KEYS[k].tao} - set(custom))
         if missing:
             raise ConfigError(
                 f"video_reasoning_annotation.prompts_module: {name!r} lacks the prompt keys "
@@ -410,42 +412,3 @@ def combined(step: str, settings: Settings) -> bool:
     if settings.prompts_module:
         return False
     return not any(k in settings.prompts for k in SEPARATE_KEYS.get(step, ()))
-
-
-def step_prompt_keys(step: str, settings: Settings) -> list[str]:
-    """Prompt keys a step may use (both modes: the mode is known only after step 0)."""
-    wf = settings.workflow
-    modes = MODES if wf.mode == "auto" else (wf.mode,)
-    if step == "0":
-        if wf.mode != "auto":
-            return ["video_filtering"]
-        return ["video_screening"] if combined("0", settings) else list(SEPARATE_KEYS["0"])
-    if step == "1a":
-        if combined("1a", settings):
-            return [f"{m}_captions" for m in modes]
-        return [f"{m}_{k}" for m in modes for k in ("global_caption", "dense_caption")]
-    long = [LONG_VIDEO_KEYS["clips"]] if settings.long_path() else []
-    if step == "1b":
-        return [f"{m}_chunk_caption" for m in modes] + long
-    if step == "1c":
-        return ["highlight_timestamp_extraction", "highlight_chunk_caption"]
-    if step == "2":
-        return [f"{m}_description" for m in modes] + ([LONG_VIDEO_KEYS["segment"]] if long else [])
-    if step == "3":
-        reformat = [LONG_VIDEO_KEYS["reformat"]] if long and settings.long_video.reformat else []
-        return sorted({QA_TYPES[q].prompt_key(m) for m in modes for q in wf.qa_types}) + reformat
-    if step == VERIFY:
-        checks = settings.verification.checks()
-        return sorted(VERIFICATION_KEYS[c] for c in checks if c in VERIFICATION_KEYS)
-    return []
-
-
-def required_keys(settings: Settings) -> list[str]:
-    """Every prompt key the run's steps, mode and qa_types use."""
-    steps = settings.workflow.effective_steps()
-    keys = set()
-    for step in steps:
-        keys.update(step_prompt_keys(step, settings))
-    if "1c" in steps and settings.workflow.mode == "normal":
-        keys -= {"highlight_timestamp_extraction", "highlight_chunk_caption"}
-    return sorted(keys)

@@ -1,41 +1,109 @@
 """The pipeline's steps and jobs, and every path the workflow writes: defined here only.
 
-Steps are TAO's (0, 1a, 1b, 1c, 2, 3, 4). Each per-video step writes one record file per
-video (step 3: one per QA type); the steps of a video run in two jobs, each a Snakemake
-rule of the same name, whose log folder and failure record carry that name too:
+Steps are TAO's (0, 1a, 1b, 1c, 2, 3, 4) and ours (``verify``, between 3 and 4). A
+:class:`Step` entry carries everything about its step: the folder and record model of its
+per-video records (step 3: one per QA type), the job that runs it, the function that does
+it, the backends it calls and how many calls it sends at once, the prompt keys it may use
+and the settings it reads, which are its rerun fingerprint (a changed one reruns the job
+that runs it, and only that job). Adding a step is one entry here plus its function.
 
-- ``caption_video`` (VLM): steps 0, 1a, 1b, 1c;
+The steps of a video run in per-video jobs (:class:`Job`), each a Snakemake rule of the
+same name, whose log folder and failure record carry that name too:
+
+- ``caption_video`` (VLM): steps 0, then 1a and 1b side by side, then 1c;
 - ``write_qa`` (LLM): steps 2, 3;
-- ``verify_qa`` (LLM and VLM): the verification step (ours, between 3 and 4, whenever 4 runs);
-- ``select_items``: per QA type, the items of every video that go into the dataset
-  (verification policy, duplicates across videos, ``items_per_type``);
-- ``write_task``: step 4, one tao-vl-reason-v1.0 file per task;
-- ``summarize``: ``summary.json`` (with its ``quality`` section) and
-  ``quality/rejected_items.jsonl`` from all records.
+- ``verify_qa`` (LLM and VLM): the verification step (whenever 4 runs).
 
-The record models live in :mod:`video_reasoning.records`.
+The dataset side (:data:`DATASET_RULES`): ``select_items`` (per QA type, the items of
+every video that go into the dataset), ``write_task`` (step 4, one tao-vl-reason-v1.0
+file per task), ``summarize``, ``report_pages``, ``dataset_card``, with the settings each
+reads. The record models live in :mod:`video_reasoning.records`.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from video_reasoning import records
+from video_reasoning.config import PIPELINE, STEP_NAMES, VERIFY, LongVideoSettings, Settings, WorkflowSettings
+from video_reasoning.costs import prices
+from video_reasoning.prompts import (
+    LONG_VIDEO_KEYS,
+    MODES,
+    SEPARATE_KEYS,
+    VERIFICATION_KEYS,
+    PromptSet,
+    combined,
+    load_prompts,
+)
+from video_reasoning.qa_types import QA_TYPES
 
-if TYPE_CHECKING:  # config builds on this module
-    from video_reasoning.config import WorkflowSettings
+__all__ = ["PIPELINE", "STEP_NAMES", "VERIFY"]  # the step names are the spec's (config)
 
-#: TAO's steps, in pipeline order (what ``workflow.steps`` lists).
-STEP_NAMES = ("0", "1a", "1b", "1c", "2", "3", "4")
-#: The verification step (ours): runs whenever step 4 does.
-VERIFY = "verify"
-#: Every step, in pipeline order.
-PIPELINE = ("0", "1a", "1b", "1c", "2", "3", VERIFY, "4")
+
+@dataclass(frozen=True)
+class Derived:
+    """A value a step reads that is computed from several settings (part of its rerun
+    fingerprint under ``name``): e.g. how many items step 3 asks for."""
+
+    name: str
+    of: Callable[[Settings], object]
+
+
+#: A setting a step reads: a dotted path into :class:`~video_reasoning.config.Settings`
+#: (``long_video.clip_sec``; ``vlm``/``llm`` stand for the backend's ``fingerprint()``,
+#: never its key or timeout), or a :class:`Derived` value.
+Read = str | Derived
+
+
+def _long(*fields: str) -> Derived:
+    """``long_video`` settings, read only when a video can take the long-video path (else
+    None: changing them reruns nothing), with the threshold that decides the path."""
+
+    def of(s: Settings):
+        if not s.long_path():
+            return None
+        return {"threshold": s.long_video.threshold(s.workflow), **{f: getattr(s.long_video, f) for f in fields}}
+
+    return Derived("long_video:" + ",".join(fields), of)
+
+
+def items_to_write(settings: Settings) -> int:
+    """Items step 3 asks for per QA type: ``items_per_type``, and half as many again
+    (rounded up) when verification may remove some, so the best can be kept."""
+    n = settings.workflow.items_per_type
+    return n + (n + 1) // 2 if settings.verification.checks() else n
+
+
+#: What every step that calls the VLM reads: its backend and how media is sent.
+VLM_MEDIA: tuple[Read, ...] = ("vlm", "workflow.long_video_threshold_sec", "workflow.long_video_sample_fps",
+                               "workflow.long_video_max_frames")
+
+
+def _modes(s: Settings) -> tuple[str, ...]:
+    """The modes a step's prompts may be asked in (both in auto mode: the label comes from step 0)."""
+    return MODES if s.workflow.mode == "auto" else (s.workflow.mode,)
+
+
+def _keys_0(s: Settings) -> list[str]:
+    if s.workflow.mode != "auto":
+        return ["video_filtering"]
+    return ["video_screening"] if combined("0", s) else list(SEPARATE_KEYS["0"])
+
+
+def _keys_1a(s: Settings) -> list[str]:
+    if combined("1a", s):
+        return [f"{m}_captions" for m in _modes(s)]
+    return [f"{m}_{k}" for m in _modes(s) for k in ("global_caption", "dense_caption")]
+
+
+def _long_key(s: Settings, use: str, when: bool = True) -> list[str]:
+    return [LONG_VIDEO_KEYS[use]] if s.long_path() and when else []
 
 
 @dataclass(frozen=True)
@@ -43,20 +111,39 @@ class Step:
     """One per-video step.
 
     Attributes:
-        name: TAO's step name.
+        name: the step's name (TAO's, or ``verify``).
         folder: folder under ``results_dir`` of its per-video records.
-        job: the job (rule) that writes it.
+        job: the job (rule) that runs it.
         record: its record model.
-        per_qa_type: step 3 writes one record per QA type, in ``<folder>/<qa_type>/``.
-        roles: the backends it calls (``vlm``, ``llm``).
+        run: ``"module:function"``, imported when a job runs the step (so parsing the
+            workflow imports no SDK): ``function(video) -> Record`` (a
+            :class:`~video_reasoning.context.VideoContext`), or for a ``per_qa_type`` step
+            ``function(video, qa_types) -> {qa_type: Record}``.
+        prompt_keys: the prompt keys it may use under the settings (all modes).
+        reads: the settings its records depend on: its rerun fingerprint.
+        fanout: per backend it calls, the most calls it sends at once under the settings.
+        per_qa_type: one record per QA type, in ``<folder>/<qa_type>/``.
     """
 
     name: str
     folder: str
     job: str
     record: type[records.Record]
+    run: str
+    prompt_keys: Callable[[Settings], list[str]]
+    reads: tuple[Read, ...] = ()
+    fanout: tuple[tuple[str, Callable[[WorkflowSettings], int]], ...] = ()
     per_qa_type: bool = False
-    roles: tuple[str, ...] = ()
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """The backends it calls (``vlm``, ``llm``)."""
+        return tuple(r for r, _ in self.fanout)
+
+    def function(self) -> Callable:
+        """The function that does the step (imported on first use)."""
+        module, name = self.run.split(":")
+        return getattr(importlib.import_module(module), name)
 
 
 #: Model jobs of one backend that run side by side at the full cap: on one machine, each
@@ -65,26 +152,71 @@ class Step:
 #: while one job starts up or prepares media another is sending calls.
 JOBS_PER_BACKEND = 2
 
+STEPS: dict[str, Step] = {s.name: s for s in (
+    Step("0", "step_0", "caption_video", records.ProbeRecord, "video_reasoning.caption_steps:step0", _keys_0,
+         reads=(*VLM_MEDIA, "workflow.mode", "workflow.max_video_length_sec", "data.near_duplicates",
+                Derived("step 0 asks the VLM", lambda s: "0" in s.workflow.effective_steps())),
+         fanout=(("vlm", lambda wf: 1),)),
+    Step("1a", "step_1a", "caption_video", records.CaptionRecord, "video_reasoning.caption_steps:step1a", _keys_1a,
+         reads=VLM_MEDIA, fanout=(("vlm", lambda wf: 2),)),
+    Step("1b", "step_1b", "caption_video", records.ChunkRecord, "video_reasoning.caption_steps:step1b",
+         lambda s: [f"{m}_chunk_caption" for m in _modes(s)] + _long_key(s, "clips"),
+         reads=(*VLM_MEDIA, "workflow.chunk_duration_options", "workflow.max_chunks",
+                _long("clip_sec", "clips_per_request", "sample_fps")),
+         fanout=(("vlm", lambda wf: wf.max_chunks),)),
+    Step("1c", "step_1c", "caption_video", records.HighlightRecord, "video_reasoning.caption_steps:step1c",
+         lambda s: ["highlight_timestamp_extraction", "highlight_chunk_caption"] if s.workflow.mode != "normal" else [],
+         reads=(*VLM_MEDIA, "llm", "workflow.highlight_before_sec", "workflow.highlight_after_sec"),
+         fanout=(("llm", lambda wf: 0 if wf.mode == "normal" else 1), ("vlm", lambda wf: 1))),
+    Step("2", "step_2", "write_qa", records.DescriptionRecord, "video_reasoning.qa_steps:step2",
+         lambda s: [f"{m}_description" for m in _modes(s)] + _long_key(s, "segment"),
+         reads=("llm", _long("timeline_token_budget", "segment_sec")), fanout=(("llm", lambda wf: 1),)),
+    Step("3", "step_3", "write_qa", records.QARecord, "video_reasoning.qa_steps:step3",
+         lambda s: sorted({QA_TYPES[q].prompt_key(m) for m in _modes(s) for q in s.workflow.qa_types})
+         + _long_key(s, "reformat", s.long_video.reformat),
+         reads=("llm", Derived("items asked per QA type", items_to_write),
+                Derived("structure problems sent back", lambda s: "structure" in s.verification.checks()),
+                _long("min_event_gap_sec", "reformat")),
+         fanout=(("llm", lambda wf: len(wf.qa_types)),), per_qa_type=True),
+    Step(VERIFY, "verification", "verify_qa", records.VerificationRecord, "video_reasoning.verify_step:step_verify",
+         lambda s: sorted(VERIFICATION_KEYS[c] for c in s.verification.checks() if c in VERIFICATION_KEYS),
+         reads=(*VLM_MEDIA, "llm", "verification.blind_probe", "verification.grounded_reanswer", "verification.judge",
+                "verification.structure", "verification.min_iou", _long("min_event_gap_sec")),
+         fanout=(("llm", lambda wf: 2), ("vlm", lambda wf: 1))),
+)}
+
 
 @dataclass(frozen=True)
 class Job:
     """One per-video job: a Snakemake rule running some steps of one video.
 
-    ``reads``: the earlier steps whose records it takes as inputs (None: all of them).
-    ``fanout``: per backend, the most calls its steps send at once, from the workflow
-    settings (caption_video: the chunk captions beside step 1a; write_qa: one per QA type;
-    verify_qa: the two blind probes beside the grounded re-answer); 0: none (step 1c's LLM
-    call in normal mode, where it does not run).
+    ``stages``: its steps in the order they run; the steps of one stage run side by side
+    (they are independent). ``reads``: the earlier steps whose records it takes as inputs
+    (None: all of them).
     """
 
     name: str
-    steps: tuple[str, ...]
-    fanout: tuple[tuple[str, Callable[[WorkflowSettings], int]], ...]
+    stages: tuple[tuple[str, ...], ...]
     reads: tuple[str, ...] | None = None
+
+    @property
+    def steps(self) -> tuple[str, ...]:
+        """Its steps, in order."""
+        return tuple(s for stage in self.stages for s in stage)
 
     def roles(self, steps: tuple[str, ...]) -> list[str]:
         """The backends its steps among ``steps`` (those that run) call."""
         return sorted({r for s in self.steps if s in steps for r in STEPS[s].roles})
+
+    def fanout(self, steps: tuple[str, ...], wf: WorkflowSettings) -> dict[str, int]:
+        """Per backend, the most calls it sends at once: the largest sum over a stage of
+        its steps' fan-out (steps among ``steps`` only; 0s left out)."""
+        fan: dict[str, int] = {}
+        for stage in self.stages:
+            for role in {r for s in stage if s in steps for r in STEPS[s].roles}:
+                n = sum(f(wf) for s in stage if s in steps for r, f in STEPS[s].fanout if r == role)
+                fan[role] = max(fan.get(role, 0), n)
+        return {r: n for r, n in fan.items() if n > 0}
 
     def call_units(self, steps: tuple[str, ...], wf: WorkflowSettings, local: bool) -> dict[str, int]:
         """The Snakemake resources it holds when ``steps`` run, of pools of
@@ -95,7 +227,7 @@ class Job:
         caps are independent. Else, for each backend it calls: ``JOBS_PER_BACKEND`` units per
         call it may send at once, its fan-out capped at ``ceil(max_workers / JOBS_PER_BACKEND)``,
         so the calls in flight stay within ``max_workers`` on any executor."""
-        fan = {r: f(wf) for r, f in self.fanout if r in self.roles(steps) and f(wf) > 0}
+        fan = self.fanout(steps, wf)
         if not fan:
             return {}
         if local:
@@ -104,22 +236,95 @@ class Job:
         return {f"{r}_calls": JOBS_PER_BACKEND * min(per_job, n) for r, n in fan.items()}
 
 
-STEPS: dict[str, Step] = {s.name: s for s in (
-    Step("0", "step_0", "caption_video", records.ProbeRecord, roles=("vlm",)),
-    Step("1a", "step_1a", "caption_video", records.CaptionRecord, roles=("vlm",)),
-    Step("1b", "step_1b", "caption_video", records.ChunkRecord, roles=("vlm",)),
-    Step("1c", "step_1c", "caption_video", records.HighlightRecord, roles=("llm", "vlm")),
-    Step("2", "step_2", "write_qa", records.DescriptionRecord, roles=("llm",)),
-    Step("3", "step_3", "write_qa", records.QARecord, per_qa_type=True, roles=("llm",)),
-    Step(VERIFY, "verification", "verify_qa", records.VerificationRecord, roles=("llm", "vlm")),
+JOBS: dict[str, Job] = {j.name: j for j in (
+    Job("caption_video", (("0",), ("1a", "1b"), ("1c",))),
+    Job("write_qa", (("2",), ("3",))),
+    Job("verify_qa", ((VERIFY,),), reads=("0", "3")),
 )}
 
-JOBS: dict[str, Job] = {j.name: j for j in (
-    Job("caption_video", ("0", "1a", "1b", "1c"),
-        fanout=(("vlm", lambda wf: wf.max_chunks + 2), ("llm", lambda wf: 0 if wf.mode == "normal" else 1))),
-    Job("write_qa", ("2", "3"), fanout=(("llm", lambda wf: len(wf.qa_types)),)),
-    Job("verify_qa", (VERIFY,), fanout=(("llm", lambda wf: 2), ("vlm", lambda wf: 1)), reads=("0", "3")),
-)}
+def _model_prices(s: Settings) -> dict[str, object]:
+    """The price of each model in use (``"unknown"`` without one), as the summary shows it."""
+    table = prices(s)
+    models = {getattr(s, r).model for r in roles_in_use(s)}
+    return {m: table[m].model_dump() if m in table else "unknown" for m in sorted(models)}
+
+
+#: The dataset-side rules and the settings each reads (its rerun fingerprint); what they
+#: read of the videos and records are their inputs and params.
+DATASET_RULES: dict[str, tuple[Read, ...]] = {
+    "select_items": ("verification.policy", "verification.duplicates", "verification.duplicate_similarity",
+                     "workflow.items_per_type"),
+    "write_task": ("export.media_root", "export.splits", "license", "description_extra"),
+    "summarize": ("workflow.max_cost_usd", "export.splits", Derived("prices of the models in use", _model_prices)),
+    "report_pages": (),
+    "dataset_card": ("vlm.backend", "llm.backend", Derived("models", lambda s: [s.vlm.model, s.llm.model]),
+                     "workflow.mode", "workflow.items_per_type", "verification", "data.near_duplicates",
+                     "export.splits", "license", _long(*LongVideoSettings.model_fields)),
+}
+
+
+def _value(settings: Settings, read: Read):
+    """The JSON value of one :data:`Read` under ``settings``."""
+    if isinstance(read, Derived):
+        return read.of(settings)
+    value = settings
+    for part in read.split("."):
+        value = getattr(value, part)
+    if hasattr(value, "fingerprint"):
+        return value.fingerprint()
+    return value.model_dump(mode="json") if hasattr(value, "model_dump") else value
+
+
+def reads_of(rule: str, steps: tuple[str, ...]) -> tuple[Read, ...]:
+    """The settings ``rule`` reads when ``steps`` run (a per-video job: its steps' reads)."""
+    if rule in DATASET_RULES:
+        return DATASET_RULES[rule]
+    return tuple(r for s in JOBS[rule].steps if s in steps for r in STEPS[s].reads)
+
+
+def fingerprint(rule: str, settings: Settings) -> dict[str, object]:
+    """The rerun fingerprint of ``rule``: ``{setting: value}`` of every setting it reads
+    (JSON values; never an API key). Rules carry it as a param, so a changed setting reruns
+    exactly the jobs that read it."""
+    steps = settings.workflow.effective_steps()
+    return {r.name if isinstance(r, Derived) else r: json.loads(json.dumps(_value(settings, r)))
+            for r in reads_of(rule, steps)}
+
+
+def prompt_keys(step: str, settings: Settings) -> list[str]:
+    """Prompt keys ``step`` may use under ``settings`` (all modes: the mode is known only
+    after step 0)."""
+    return STEPS[step].prompt_keys(settings) if step in STEPS else []
+
+
+def required_prompt_keys(settings: Settings) -> list[str]:
+    """Every prompt key the run's steps, mode and qa_types use."""
+    return sorted({k for s in settings.workflow.effective_steps() for k in prompt_keys(s, settings)})
+
+
+def job_prompts(job: str, settings: Settings, prompts: PromptSet) -> dict[str, str]:
+    """``{prompt key: template hash}`` of every prompt the steps of per-video job ``job``
+    that run may use: part of its rerun fingerprint (an edited template reruns the jobs
+    that use it)."""
+    steps = settings.workflow.effective_steps()
+    return prompts.digest(k for s in JOBS[job].steps if s in steps for k in prompt_keys(s, settings))
+
+
+def prompt_set(settings: Settings) -> PromptSet:
+    """The run's prompt set (:func:`video_reasoning.prompts.load_prompts` with the keys its
+    steps use).
+
+    Raises:
+        ConfigError: as ``load_prompts`` does.
+    """
+    return load_prompts(settings, required_prompt_keys(settings))
+
+
+def roles_in_use(settings: Settings) -> list[str]:
+    """The backends (``vlm``, ``llm``) the run's steps call, the VLM first."""
+    steps = settings.workflow.effective_steps()
+    return sorted({role for s in steps if s in STEPS for role in STEPS[s].roles}, reverse=True)
+
 
 def last_job(steps: tuple[str, ...]) -> str:
     """The job that finishes a video when ``steps`` run: the last of :data:`JOBS` with a

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 
-from video_reasoning.config import Settings, roles_in_use
+from video_reasoning.config import Settings
 from video_reasoning.costs import prices
 from video_reasoning.export import split_of, video_hash
 from video_reasoning.ledger import Ledger, budget_message, run_id, summarize
 from video_reasoning.qa_types import all_tasks
 from video_reasoning.quality import quality, write_rejected_items
 from video_reasoning.records import Status, read_record
-from video_reasoning.steps import STEPS, cache_path, duplicates_path, step_path, summary_path, task_path
+from video_reasoning.steps import STEPS, cache_path, duplicates_path, roles_in_use, step_path, summary_path, task_path
 from video_reasoning.store import atomic_write_json, read_json
 
 #: Per-video outcomes, in the order ``totals`` lists them.

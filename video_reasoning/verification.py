@@ -19,7 +19,7 @@ Every step-3 item of a video goes through the checks the spec turns on
 - **structure** (no call): :func:`structure_problems`. The same problems are sent back to
   the LLM when step 3 writes the items (:func:`generation_fix`), so most cost a re-ask,
   not an item; what is still wrong afterwards fails here.
-- **duplicates** (no call, dataset-wide): :func:`select`.
+- **duplicates** (no call, dataset-wide): :func:`video_reasoning.selection.select`.
 
 A QA type says which kind of item it writes (``QAType.verify``): ``choice``, ``yes_no``,
 ``window`` or ``open``.
@@ -32,7 +32,7 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from rapidfuzz import fuzz, process, utils
+from rapidfuzz import utils
 
 from video_reasoning.config import VerificationSettings
 from video_reasoning.models import seconds
@@ -40,12 +40,7 @@ from video_reasoning.qa_types import LETTERS, QA_TYPES
 from video_reasoning.records import (
     ItemCheck,
     QARecord,
-    SelectedItem,
-    SelectionRecord,
     Status,
-    VerificationRecord,
-    read_record,
-    write_record,
 )
 
 #: The checks, in the order they are reported (the switches of ``verification:``).
@@ -376,89 +371,48 @@ def fail(check: ItemCheck, name: str, finding: str) -> None:
     check.findings.append(f"{name}: {finding}")
 
 
-# ---------------------------------------------------------------- selection (dataset-wide)
+# ---------------------------------------------------------------- scoring a video's replies
 
 
-def _norm(text: str) -> str:
-    return utils.default_process(text)
+def score_blind_probes(blind: list[Candidate], probes: list, checks: dict[int, ItemCheck]) -> None:
+    """Score the blind probes' answers (replies with ``answers: [{id, letter}]``) into
+    ``checks`` (by item id): an item answered with its key by every probe fails."""
+    letters = {c.id: [] for c in blind}
+    for p in probes:
+        for a in p.answer["answers"]:
+            letters[a["id"]].append(a["letter"])
+    for c in blind:
+        hits, chosen = score_blind(c, letters[c.id])
+        it = checks[c.id]
+        it.blind_hits, it.answers["blind_probe"] = hits, chosen
+        if hits == len(probes):
+            fail(it, "blind_probe", f"answered '{key_text(c.kind, c.item)}' (the key) "
+                                                 f"without the video in all {hits} probes")
 
 
-def _rank(it: ItemCheck) -> tuple:
-    """Best first: items that passed every check, then those fewer blind probes answered,
-    then the order the LLM wrote them in."""
-    return (bool(it.failed), it.blind_hits, it.index)
+def score_grounded_reply(grounded: list[Candidate], seen, min_iou: float,
+                         checks: dict[int, ItemCheck]) -> dict[int, str]:
+    """Score the VLM's grounded re-answers (a reply with ``answers: [{id, answer}]``) into
+    ``checks``; returns its answers by item id (for the judge)."""
+    by_id = {a["id"]: a["answer"] for a in seen.answer["answers"]}
+    for c in grounded:
+        it = checks[c.id]
+        it.answers["grounded_reanswer"] = by_id[c.id]
+        problem = score_grounded(c, parse_grounded(c.kind, by_id[c.id]), min_iou)
+        if problem:
+            fail(it, "grounded_reanswer", problem)
+    return by_id
 
 
-def select(qa_type: str, records: list[tuple[str, VerificationRecord]], policy: str, dedupe: bool,
-           similarity: float, per_video: int) -> SelectionRecord:
-    """The items of ``qa_type`` that go into the dataset, over every video.
-
-    ``records`` are ``(video id, verification record)``, taken in video-id order. Within a
-    video items are taken best first (:func:`_rank`). With ``dedupe``, an item is a
-    duplicate when its normalised question scores ``similarity`` or more (rapidfuzz
-    ``token_sort_ratio``, 0-100) against an item already taken from the same video, or
-    when both question and key do against an item taken from another video (the same
-    question on two videos with different answers is two items). ``policy`` ``drop``
-    leaves out items that failed a check and duplicates; ``flag`` keeps them. At most
-    ``per_video`` items that passed every check are kept per video; the rest are removed
-    as ``surplus``. Removed items keep the reasons in ``failed``.
-    """
-    kind = QA_TYPES[qa_type].verify
-    kept, removed = [], []
-    taken_q: list[str] = []
-    taken_a: list[str] = []
-    for vid, rec in sorted(records, key=lambda r: r[0]):
-        if rec.status is not Status.DONE:
-            continue
-        own: list[str] = []
-        clean = 0
-        for it in sorted((i for i in rec.items if i.qa_type == qa_type), key=_rank):
-            sel = SelectedItem(**it.model_dump(), vid=vid, path=rec.path, sha256=rec.sha256)
-            q, a = _norm(it.item["question"]), _norm(key_text(kind, it.item))
-            if dedupe:
-                _mark_duplicate(sel, q, a, own, taken_q, taken_a, similarity)
-            if sel.failed and policy == "drop":
-                removed.append(sel)
-                continue
-            if not sel.failed:
-                if clean >= per_video:
-                    sel.failed.append("surplus")
-                    sel.findings.append(f"surplus: {per_video} better items of this video were kept "
-                                        "(workflow.items_per_type)")
-                    removed.append(sel)
-                    continue
-                clean += 1
-            kept.append(sel)
-            own.append(q)
-            taken_q.append(q)
-            taken_a.append(a)
-    return SelectionRecord(status=Status.DONE, qa_type=qa_type, policy=policy, kept=kept, removed=removed)
+def score_judge_reply(judged, checks: dict[int, ItemCheck]) -> None:
+    """Score the judge's verdicts (a reply with ``verdicts: [{id, supported,
+    reasoning_leads_to_answer, note}]``) into ``checks``."""
+    for v in judged.answer["verdicts"]:
+        it = checks[v["id"]]
+        it.answers["judge"] = v
+        if not v["supported"]:
+            fail(it, "judge", f"the answer is not supported by what the VLM saw ({v['note']})")
+        elif not v["reasoning_leads_to_answer"]:
+            fail(it, "judge", f"the reasoning does not lead to the answer ({v['note']})")
 
 
-def _mark_duplicate(sel: SelectedItem, q: str, a: str, own: list[str], taken_q: list[str], taken_a: list[str],
-                    similarity: float) -> None:
-    same_video = process.extractOne(q, own, scorer=fuzz.token_sort_ratio, score_cutoff=similarity) if own else None
-    if same_video:
-        fail(sel, "duplicates", f"question repeats '{same_video[0]}' of the same video "
-                                f"(similarity {same_video[1]:.0f})")
-        return
-    for match, score, i in process.extract(q, taken_q, scorer=fuzz.token_sort_ratio, score_cutoff=similarity,
-                                           limit=None):
-        if match not in own and fuzz.token_sort_ratio(a, taken_a[i]) >= similarity:
-            fail(sel, "duplicates", f"question and answer repeat '{match}' of another video (similarity "
-                                    f"{score:.0f})")
-            return
-
-
-def write_selection(qa_type: str, records: dict[str, str], output: str, policy: str, dedupe: bool,
-                    similarity: float, per_video: int) -> SelectionRecord:
-    """Read the verification records (``{video id: path}``), :func:`select` the items of
-    ``qa_type`` and write the selection record to ``output``; returns it.
-
-    Raises:
-        RecordError: a verification record of another schema version.
-    """
-    recs = [(vid, read_record(path, VerificationRecord)) for vid, path in records.items()]
-    sel = select(qa_type, [(v, r) for v, r in recs if r is not None], policy, dedupe, similarity, per_video)
-    write_record(output, sel)
-    return sel

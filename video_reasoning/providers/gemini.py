@@ -17,7 +17,8 @@ import time
 from collections import defaultdict
 from datetime import datetime, timedelta, timezone
 
-from video_reasoning.config import ROLE_KEY_ENV, GeminiSettings
+from video_reasoning.config import GeminiSettings
+from video_reasoning.keys import ROLE_KEY_ENV
 from video_reasoning.media import MediaRef, Probe
 from video_reasoning.providers.base import Endpoint, Finish, ProviderReply, Request, Turn
 from video_reasoning.retry import PermanentError, RetryableError, http_error
