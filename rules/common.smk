@@ -70,7 +70,7 @@ except ConfigError as _exc:
 os.environ.update(VRA_WORKFLOW_DIR=workflow.basedir)
 
 WF = SETTINGS.workflow
-STEPS = WF.effective_steps()
+STEPS = registry.effective_steps(WF)
 QA_TYPES = tuple(WF.qa_types)
 TASKS = all_tasks(QA_TYPES) if "4" in STEPS else []
 # export.splits: split name -> share ({} : no split, one file per task).

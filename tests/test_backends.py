@@ -209,19 +209,19 @@ def test_on_a_cluster_a_job_sends_no_more_calls_at_once_than_its_units_allow():
     """No machine-wide (flock) slots: the units Snakemake grants are the cap."""
     from video_reasoning.config import WorkflowSettings
     from video_reasoning.slots import JobSlots
-    from video_reasoning.steps import JOBS, JOBS_PER_BACKEND
+    from video_reasoning.steps import JOBS, JOBS_PER_BACKEND, effective_steps
 
     assert _peak(JobSlots(2)) == 2 and _peak(JobSlots(0)) == 1
     # per backend it calls: JOBS_PER_BACKEND units per call at once, its fan-out capped at
     # half the cap (two jobs of a backend side by side), none of a backend it does not call
     wf = WorkflowSettings(max_workers=4, mode="auto", qa_types=["mcq", "bcq", "temporal_localization"])
-    steps = wf.effective_steps()
+    steps = effective_steps(wf)
     k = JOBS_PER_BACKEND
     assert JOBS["caption_video"].call_units(steps, wf, False) == {"vlm_calls": 2 * k, "llm_calls": k}
     assert JOBS["write_qa"].call_units(steps, wf, False) == {"llm_calls": 2 * k}
     assert JOBS["verify_qa"].call_units(steps, wf, False) == {"llm_calls": 2 * k, "vlm_calls": k}
     normal = WorkflowSettings(max_workers=1, mode="normal")
-    assert JOBS["caption_video"].call_units(normal.effective_steps(), normal, False) == {"vlm_calls": k}
+    assert JOBS["caption_video"].call_units(effective_steps(normal), normal, False) == {"vlm_calls": k}
     # pools of JOBS_PER_BACKEND x max_workers units: the calls in flight stay within max_workers
     pool = k * wf.max_workers
     for name in JOBS:

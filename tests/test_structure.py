@@ -76,12 +76,40 @@ register(QAType(
     (Task("counting", "Counting: how many people, vehicles or objects take part in an event."),),
     "counting questions (how many people, vehicles or objects take part in an event) whose answer "
     "is a number with the visible evidence for it. Write {num_items}"))
+
+#: A second yes/no type: an item kind other than open-ended, checked as yes/no (blind probes
+#: and grounded re-answer, no judge).
+register(QAType(
+    "presence", BCQItem,
+    (Task("presence", "Presence: yes/no questions on whether something appears in the video.", "Answer Yes or No."),),
+    "yes/no questions on whether a person, vehicle or object appears in the video at some point. "
+    "Balance them: some answered Yes, some No. Write {num_items}", verify="yes_no"))
+'''
+
+NEW_STEP = '''
+
+
+class WordCountRecord(records.Record):
+    """A step of ours for the test: how many words step 2's summary has (no call)."""
+
+    words: int = 0
+
+
+def count_words(video) -> WordCountRecord:
+    return WordCountRecord(status=records.Status.DONE, words=len(video.records["2"].description.summary.split()))
+
+
+STEPS["word_count"] = Step("word_count", "step_word_count", "write_qa", WordCountRecord,
+                           "video_reasoning.steps:count_words", lambda s: [], stage=2, when=lambda tao: "2" in tao)
 '''
 
 
-def test_a_ninth_qa_type_is_one_registry_entry(tmp_path, standin):
-    """Add a QA type to a copy of the workflow as a developer would (one register() call in
-    video_reasoning/qa_types.py, then regenerate the spec files) and run it end to end."""
+def test_a_qa_type_and_a_step_are_one_registry_entry_each(tmp_path, standin):
+    """Add two QA types (one open-ended, one yes/no) to a copy of the workflow as a
+    developer would (one register() call each in video_reasoning/qa_types.py, then
+    regenerate the spec files) and a step (one Step entry and its function in
+    video_reasoning/steps.py), and run it end to end: the new types reach the dataset, the
+    step writes its record for the video in the job it names."""
     tree = tmp_path / "workflow"
     listing = ["git", "ls-files", "--cached", "--others", "--exclude-standard"]
     tracked = subprocess.run(listing, cwd=REPO, capture_output=True, text=True, check=True).stdout.split()
@@ -90,27 +118,38 @@ def test_a_ninth_qa_type_is_one_registry_entry(tmp_path, standin):
             copy(str(REPO / rel), tree / rel)
     with open(tree / "video_reasoning" / "qa_types.py", "a", encoding="utf-8") as fh:
         fh.write(NINTH_TYPE)
+    with open(tree / "video_reasoning" / "steps.py", "a", encoding="utf-8") as fh:
+        fh.write(NEW_STEP)
     env = {"PYTHONPATH": str(tree)}  # the copy's package before the installed one
     subprocess.run([sys.executable, "-m", "video_reasoning.specdoc", "--write"], cwd=tree, check=True,
-                   env={**os.environ, **env})
+                   env={**os.environ, **env}, timeout=120)
     changed = [rel for rel in tracked
                if (tree / rel).is_file() and (tree / rel).read_bytes() != (REPO / rel).read_bytes()]
     assert sorted(changed) == ["README.md", "config/defaults.yaml", "schemas/config.schema.yaml",
-                               "video_reasoning/qa_types.py"]  # one edited by hand, three generated
+                               "video_reasoning/qa_types.py", "video_reasoning/steps.py"]  # two by hand
 
     run = tmp_path / "run"
     copy(clip("bikes.mp4"), run / "videos" / "bikes.mp4")
-    write_spec(run, {"data": {"video_root": "videos"}, "workflow": {"qa_types": ["mcq", "counting"]}})
+    write_spec(run, {"data": {"video_root": "videos"}, "workflow": {"qa_types": ["mcq", "counting", "presence"]}})
     run_workflow(run, {**env, "GOOGLE_API_KEY": API_KEY, "GOOGLE_GEMINI_BASE_URL": standin.url},
                  snakefile=tree / "Snakefile")
     results = run / "results"
-    counts = assert_dataset_valid(results, ["mcq", "mcq_openended", "counting"])
-    assert counts["counting"] > 0 and counts["mcq"] == counts["mcq_openended"] > 0
-    assert any(c["prompt"].startswith("You write counting questions") for c in standin.calls("gemini"))
+    counts = assert_dataset_valid(results, ["mcq", "mcq_openended", "counting", "presence"])
+    assert counts["counting"] > 0 and counts["presence"] > 0 and counts["mcq"] == counts["mcq_openended"] > 0
+    prompts = [c["prompt"] for c in standin.calls("gemini")]
+    assert any(p.startswith("You write counting questions") for p in prompts)
+    assert any(p.startswith("You write yes/no questions on whether") for p in prompts)
     summary = load(results / "summary.json")
     assert summary["tasks"] == counts and summary["totals"]["annotated"] == 1
     record = next((results / "step_3" / "counting").glob("bikes-*.json"))
     assert load(record)["status"] == "done"
+    # the yes/no type's items went through the blind probes (the open-ended one's do not)
+    verification = load(next((results / "verification").glob("bikes-*.json")))
+    probed = {it["qa_type"]: "blind_probe" in it["answers"] for it in verification["items"]}
+    assert probed == {"mcq": True, "counting": False, "presence": True}
+    words = load(next((results / "step_word_count").glob("bikes-*.json")))
+    assert words["status"] == "done" and words["words"] > 3
+    assert (results / "logs" / "write_qa").is_dir()
     assert_no_secret(run)
     shutil.rmtree(tree)
 

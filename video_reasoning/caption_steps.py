@@ -47,7 +47,7 @@ def step0(job: VideoContext) -> ProbeRecord:
                       "bits), skipped as data.near_duplicates says")
         return rec
     rec.status, rec.mode = Status.ACCEPTED, None if wf.mode == "auto" else wf.mode
-    if "0" not in wf.effective_steps():
+    if "0" not in wf.tao_steps():
         return rec
     vlm = job.client("vlm", "0")
     try:

@@ -16,7 +16,7 @@ import yaml
 
 from video_reasoning.config import Settings
 from video_reasoning.qa_types import qa_type_of_task, task
-from video_reasoning.steps import DATASET_FOLDER
+from video_reasoning.steps import DATASET_FOLDER, effective_steps
 
 #: Hugging Face's size_categories buckets: (upper bound exclusive, label).
 SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"),
@@ -92,7 +92,7 @@ def card(summary: dict, settings: Settings, tasks: list[str], prompt_set: str, p
              f"- VLM (reads the video): `{settings.vlm.model}` via `{settings.vlm.backend}`; LLM (writes "
              f"descriptions and QA): `{settings.llm.model}` via `{settings.llm.backend}`.",
              f"- Prompt set: {prompt_set}, hash `{prompt_hash}` (every template in use).",
-             f"- Steps: {', '.join(wf.effective_steps())} (TAO's video reasoning annotation: 0 screening, 1a-1c "
+             f"- Steps: {', '.join(effective_steps(wf))} (TAO's video reasoning annotation: 0 screening, 1a-1c "
              "captions, chunks, highlights, 2 description, 3 QA, 4 export); mode `" + wf.mode + "`; QA types: "
              + ", ".join(f"`{x}`" for x in wf.qa_types) + f"; at most {wf.items_per_type} items per type and video.",
              f"- Verification: checks {', '.join(ver.checks()) or 'none'}; policy `{ver.policy}` (items failing a "

@@ -30,10 +30,6 @@ from video_reasoning.qa_types import QA_TYPES
 
 #: TAO's steps, in pipeline order (what ``workflow.steps`` lists).
 STEP_NAMES = ("0", "1a", "1b", "1c", "2", "3", "4")
-#: The verification step (ours): runs whenever step 4 does.
-VERIFY = "verify"
-#: Every step, in pipeline order (each a :data:`video_reasoning.steps.STEPS` entry but 4).
-PIPELINE = ("0", "1a", "1b", "1c", "2", "3", VERIFY, "4")
 
 QATypeName = Literal[tuple(QA_TYPES)]  # type: ignore[valid-type]  # the registered QA types
 StepName = Literal[STEP_NAMES]  # type: ignore[valid-type]
@@ -156,21 +152,18 @@ class WorkflowSettings(_Strict):
     def _listed_once(cls, values: tuple) -> tuple:
         return _unique(values)
 
-    def effective_steps(self) -> tuple[str, ...]:
-        """Steps that run, in pipeline order (:data:`~video_reasoning.steps.PIPELINE`).
+    def tao_steps(self) -> frozenset[str]:
+        """TAO's steps that run (:func:`video_reasoning.steps.effective_steps` adds ours).
 
         As the TAO page says: in ``auto`` mode step 0 always runs (it classifies each
-        video), and step 1c runs after 1b (it captures the anomaly highlight). Ours: the
-        verification step runs whenever step 4 does.
+        video), and step 1c runs after 1b (it captures the anomaly highlight).
         """
         steps = set(self.steps)
         if self.mode == "auto":
             steps.add("0")
             if "1b" in steps:
                 steps.add("1c")
-        if "4" in steps:
-            steps.add(VERIFY)
-        return tuple(s for s in PIPELINE if s in steps)
+        return frozenset(steps)
 
 
 class VerificationSettings(_Strict):

@@ -16,7 +16,7 @@ from typing import Optional
 from video_reasoning import long_video, verification
 from video_reasoning import media as mediamod
 from video_reasoning.client import ModelClient, Reply
-from video_reasoning.config import VERIFY, Settings
+from video_reasoning.config import Settings
 from video_reasoning.costs import prices
 from video_reasoning.duplicates import Match
 from video_reasoning.keys import api_key_for
@@ -25,7 +25,7 @@ from video_reasoning.prompts import PromptSet, model_for_key
 from video_reasoning.providers.base import Request
 from video_reasoning.records import Chunk, ChunkRecord, DescriptionRecord, QARecord, Record, Status
 from video_reasoning.slots import MACHINE_SLOTS_ENV, JobSlots, MachineSlots
-from video_reasoning.steps import JOBS_PER_BACKEND, STEPS, cache_path
+from video_reasoning.steps import JOBS_PER_BACKEND, STEPS, VERIFY, cache_path
 
 #: Most threads a step starts for its calls (the long-video path may have hundreds of
 #: windows); the call slots bound the calls in flight well below it.

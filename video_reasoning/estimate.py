@@ -35,7 +35,7 @@ from video_reasoning.inputs import VideoEntry
 from video_reasoning.prompts import LONG_VIDEO_KEYS, VERIFICATION_KEYS, PromptSet, combined
 from video_reasoning.qa_types import QA_TYPES
 from video_reasoning.records import ProbeRecord, RecordError, Status, read_record
-from video_reasoning.steps import VERIFY, step_path
+from video_reasoning.steps import VERIFY, effective_steps, step_path
 
 #: Expected output tokens per answer (assumed sizes, ours): per call, or per item for QA
 #: and verification answers.
@@ -65,7 +65,7 @@ class Planned:
 def plan_video(settings: Settings, prompts: PromptSet, probe: mediamod.Probe, mode: str) -> list[Planned]:
     """The calls one accepted video makes in ``mode`` (``anomaly`` or ``normal``), in step order."""
     wf = settings.workflow
-    steps = wf.effective_steps()
+    steps = effective_steps(wf)
     dur = probe.duration
     tpl = {k: long_video.tokens(v) for k, v in prompts.templates.items()}
 

@@ -34,6 +34,7 @@ from video_reasoning.retry import BlockedError, ModelCallError
 from video_reasoning.steps import (
     JOBS,
     STEPS,
+    effective_steps,
     failure_path,
     last_job,
     manifest_path,
@@ -177,7 +178,7 @@ def run_job(smk, job_name: str) -> None:
         _record_failure(results_dir, job_name, vid, message)
     else:
         _resolve_failure(results_dir, job_name, vid)
-    steps = settings.workflow.effective_steps()
+    steps = effective_steps(settings.workflow)
     if job_name == last_job(steps):
         try:
             progress.finished(results_dir, vid, video.video_path, video.source, steps, settings.workflow.qa_types)

@@ -30,7 +30,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from video_reasoning import records
-from video_reasoning.config import PIPELINE, STEP_NAMES, VERIFY, LongVideoSettings, Settings, WorkflowSettings
+from video_reasoning.config import STEP_NAMES, LongVideoSettings, Settings, WorkflowSettings
 from video_reasoning.costs import prices
 from video_reasoning.prompts import (
     LONG_VIDEO_KEYS,
@@ -43,7 +43,10 @@ from video_reasoning.prompts import (
 )
 from video_reasoning.qa_types import QA_TYPES
 
-__all__ = ["PIPELINE", "STEP_NAMES", "VERIFY"]  # the step names are the spec's (config)
+__all__ = ["STEP_NAMES"]  # TAO's step names are the spec's (config)
+
+#: The verification step (ours): runs whenever step 4 does.
+VERIFY = "verify"
 
 
 @dataclass(frozen=True)
@@ -123,6 +126,10 @@ class Step:
         reads: the settings its records depend on: its rerun fingerprint.
         fanout: per backend it calls, the most calls it sends at once under the settings.
         per_qa_type: one record per QA type, in ``<folder>/<qa_type>/``.
+        stage: its place in its job: the steps of one stage run side by side (they are
+            independent), stages in order.
+        when: a step of ours: whether it runs, given TAO's steps that run
+            (``WorkflowSettings.tao_steps``); None: a TAO step, run when listed.
     """
 
     name: str
@@ -134,6 +141,8 @@ class Step:
     reads: tuple[Read, ...] = ()
     fanout: tuple[tuple[str, Callable[[WorkflowSettings], int]], ...] = ()
     per_qa_type: bool = False
+    stage: int = 0
+    when: Callable[[frozenset[str]], bool] | None = None
 
     @property
     def roles(self) -> tuple[str, ...]:
@@ -155,19 +164,19 @@ JOBS_PER_BACKEND = 2
 STEPS: dict[str, Step] = {s.name: s for s in (
     Step("0", "step_0", "caption_video", records.ProbeRecord, "video_reasoning.caption_steps:step0", _keys_0,
          reads=(*VLM_MEDIA, "workflow.mode", "workflow.max_video_length_sec", "data.near_duplicates",
-                Derived("step 0 asks the VLM", lambda s: "0" in s.workflow.effective_steps())),
+                Derived("step 0 asks the VLM", lambda s: "0" in s.workflow.tao_steps())),
          fanout=(("vlm", lambda wf: 1),)),
     Step("1a", "step_1a", "caption_video", records.CaptionRecord, "video_reasoning.caption_steps:step1a", _keys_1a,
-         reads=VLM_MEDIA, fanout=(("vlm", lambda wf: 2),)),
+         reads=VLM_MEDIA, fanout=(("vlm", lambda wf: 2),), stage=1),
     Step("1b", "step_1b", "caption_video", records.ChunkRecord, "video_reasoning.caption_steps:step1b",
          lambda s: [f"{m}_chunk_caption" for m in _modes(s)] + _long_key(s, "clips"),
          reads=(*VLM_MEDIA, "workflow.chunk_duration_options", "workflow.max_chunks",
                 _long("clip_sec", "clips_per_request", "sample_fps")),
-         fanout=(("vlm", lambda wf: wf.max_chunks),)),
+         fanout=(("vlm", lambda wf: wf.max_chunks),), stage=1),
     Step("1c", "step_1c", "caption_video", records.HighlightRecord, "video_reasoning.caption_steps:step1c",
          lambda s: ["highlight_timestamp_extraction", "highlight_chunk_caption"] if s.workflow.mode != "normal" else [],
          reads=(*VLM_MEDIA, "llm", "workflow.highlight_before_sec", "workflow.highlight_after_sec"),
-         fanout=(("llm", lambda wf: 0 if wf.mode == "normal" else 1), ("vlm", lambda wf: 1))),
+         fanout=(("llm", lambda wf: 0 if wf.mode == "normal" else 1), ("vlm", lambda wf: 1)), stage=2),
     Step("2", "step_2", "write_qa", records.DescriptionRecord, "video_reasoning.qa_steps:step2",
          lambda s: [f"{m}_description" for m in _modes(s)] + _long_key(s, "segment"),
          reads=("llm", _long("timeline_token_budget", "segment_sec")), fanout=(("llm", lambda wf: 1),)),
@@ -177,27 +186,40 @@ STEPS: dict[str, Step] = {s.name: s for s in (
          reads=("llm", Derived("items asked per QA type", items_to_write),
                 Derived("structure problems sent back", lambda s: "structure" in s.verification.checks()),
                 _long("min_event_gap_sec", "reformat")),
-         fanout=(("llm", lambda wf: len(wf.qa_types)),), per_qa_type=True),
+         fanout=(("llm", lambda wf: len(wf.qa_types)),), per_qa_type=True, stage=1),
     Step(VERIFY, "verification", "verify_qa", records.VerificationRecord, "video_reasoning.verify_step:step_verify",
          lambda s: sorted(VERIFICATION_KEYS[c] for c in s.verification.checks() if c in VERIFICATION_KEYS),
          reads=(*VLM_MEDIA, "llm", "verification.blind_probe", "verification.grounded_reanswer", "verification.judge",
                 "verification.structure", "verification.min_iou", _long("min_event_gap_sec")),
-         fanout=(("llm", lambda wf: 2), ("vlm", lambda wf: 1))),
+         fanout=(("llm", lambda wf: 2), ("vlm", lambda wf: 1)), when=lambda tao: "4" in tao),
 )}
+
+
+def effective_steps(wf: WorkflowSettings) -> tuple[str, ...]:
+    """Steps that run, in pipeline order (:data:`STEPS`' order, step 4 last): TAO's as
+    ``workflow.steps`` and the mode give them (``WorkflowSettings.tao_steps``), ours where
+    their ``when`` holds (the verification step whenever step 4 runs)."""
+    tao = wf.tao_steps()
+    ours = [s for s, step in STEPS.items() if (step.when(tao) if step.when else s in tao)]
+    return (*ours, *(["4"] if "4" in tao else []))
 
 
 @dataclass(frozen=True)
 class Job:
     """One per-video job: a Snakemake rule running some steps of one video.
 
-    ``stages``: its steps in the order they run; the steps of one stage run side by side
-    (they are independent). ``reads``: the earlier steps whose records it takes as inputs
-    (None: all of them).
+    ``reads``: the earlier steps whose records it takes as inputs (None: all of them).
+    Its steps are the :data:`STEPS` entries naming it, in :attr:`stages`.
     """
 
     name: str
-    stages: tuple[tuple[str, ...], ...]
     reads: tuple[str, ...] | None = None
+
+    @property
+    def stages(self) -> tuple[tuple[str, ...], ...]:
+        """Its steps by :attr:`Step.stage`, in order: a stage's steps run side by side."""
+        mine = [s for s in STEPS.values() if s.job == self.name]
+        return tuple(tuple(s.name for s in mine if s.stage == n) for n in sorted({s.stage for s in mine}))
 
     @property
     def steps(self) -> tuple[str, ...]:
@@ -237,9 +259,9 @@ class Job:
 
 
 JOBS: dict[str, Job] = {j.name: j for j in (
-    Job("caption_video", (("0",), ("1a", "1b"), ("1c",))),
-    Job("write_qa", (("2",), ("3",))),
-    Job("verify_qa", ((VERIFY,),), reads=("0", "3")),
+    Job("caption_video"),
+    Job("write_qa"),
+    Job("verify_qa", reads=("0", "3")),
 )}
 
 def _model_prices(s: Settings) -> dict[str, object]:
@@ -286,7 +308,7 @@ def fingerprint(rule: str, settings: Settings) -> dict[str, object]:
     """The rerun fingerprint of ``rule``: ``{setting: value}`` of every setting it reads
     (JSON values; never an API key). Rules carry it as a param, so a changed setting reruns
     exactly the jobs that read it."""
-    steps = settings.workflow.effective_steps()
+    steps = effective_steps(settings.workflow)
     return {r.name if isinstance(r, Derived) else r: json.loads(json.dumps(_value(settings, r)))
             for r in reads_of(rule, steps)}
 
@@ -299,14 +321,14 @@ def prompt_keys(step: str, settings: Settings) -> list[str]:
 
 def required_prompt_keys(settings: Settings) -> list[str]:
     """Every prompt key the run's steps, mode and qa_types use."""
-    return sorted({k for s in settings.workflow.effective_steps() for k in prompt_keys(s, settings)})
+    return sorted({k for s in effective_steps(settings.workflow) for k in prompt_keys(s, settings)})
 
 
 def job_prompts(job: str, settings: Settings, prompts: PromptSet) -> dict[str, str]:
     """``{prompt key: template hash}`` of every prompt the steps of per-video job ``job``
     that run may use: part of its rerun fingerprint (an edited template reruns the jobs
     that use it)."""
-    steps = settings.workflow.effective_steps()
+    steps = effective_steps(settings.workflow)
     return prompts.digest(k for s in JOBS[job].steps if s in steps for k in prompt_keys(s, settings))
 
 
@@ -322,7 +344,7 @@ def prompt_set(settings: Settings) -> PromptSet:
 
 def roles_in_use(settings: Settings) -> list[str]:
     """The backends (``vlm``, ``llm``) the run's steps call, the VLM first."""
-    steps = settings.workflow.effective_steps()
+    steps = effective_steps(settings.workflow)
     return sorted({role for s in steps if s in STEPS for role in STEPS[s].roles}, reverse=True)
 
 
@@ -384,9 +406,10 @@ def job_inputs(job: str, results_dir: str, steps: tuple[str, ...], qa_types: tup
     """Named inputs of ``job`` for one video (wildcard): the records of the earlier steps
     among :func:`written` that it reads (step 3 once per QA type)."""
     j = JOBS[job]
-    first = PIPELINE.index(j.steps[0])
+    order = list(STEPS)
+    first = order.index(j.steps[0])
     return {output_key(s, q): step_path(results_dir, s, "{vid}", q)
-            for s in written(steps) if PIPELINE.index(s) < first and (j.reads is None or s in j.reads)
+            for s in written(steps) if order.index(s) < first and (j.reads is None or s in j.reads)
             for q in (qa_types if STEPS[s].per_qa_type else (None,))}
 
 

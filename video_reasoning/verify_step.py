@@ -8,11 +8,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from video_reasoning import long_video, verification
-from video_reasoning.config import VERIFY
 from video_reasoning.context import VideoContext
 from video_reasoning.media import MediaRef
 from video_reasoning.prompts import VERIFICATION_KEYS
 from video_reasoning.records import Status, VerificationRecord
+from video_reasoning.steps import VERIFY
 
 
 def step_verify(job: VideoContext) -> VerificationRecord:
